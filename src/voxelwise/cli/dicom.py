@@ -38,7 +38,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     for problem in scan.problems:
         print(f"problem [{problem.kind}]: {problem.message}")
     if args.json:
-        write_text_atomic(args.json, json.dumps(scan.to_dict(), indent=2))
+        write_text_atomic(args.json, json.dumps(scan.as_dict(), indent=2))
     return 0
 
 
