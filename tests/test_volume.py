@@ -123,7 +123,7 @@ def test_linear_resampling_of_a_ramp_is_exact() -> None:
     z = np.arange(8, dtype=np.float32)[:, None, None] * np.ones((1, 4, 4), np.float32)
     ramp = Volume(z * 10.0, spacing=(4.0, 1.0, 1.0))
     fine = resample(ramp, (2.0, 1.0, 1.0))
-    centres = fine.index_to_lps(np.c_[np.arange(16), np.ones(16), np.ones(16)])[:, 0]
+    centres = fine.index_to_lps(np.c_[np.arange(16), np.ones(16), np.ones(16)])[:, 2]
     inside = (centres >= 0) & (centres <= 28)
     assert np.allclose(fine.array[inside, 1, 1], centres[inside] / 4.0 * 10.0, atol=1e-4)
 

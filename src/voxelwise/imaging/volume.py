@@ -35,6 +35,10 @@ class GeometryError(ValueError):
 class Volume:
     """A 3-D image with its spacing (mm), origin (LPS mm) and direction cosines (LPS).
 
+    The default direction is the canonical axial one: axis 0 towards the head (LPS z), axis 1
+    towards posterior (y), axis 2 towards the patient's left (x), which is also what SimpleITK
+    assigns to ``GetImageFromArray``'s arrays.
+
     ``meta`` carries what the image is: ``modality`` ("CT", "MR", "SEG"...), ``units``
     ("HU", "label"...), ``series_instance_uid`` of the source DICOM series and free notes such as
     ``"resampled": "gantry tilt 8.5 deg corrected"``.
@@ -43,7 +47,7 @@ class Volume:
     array: np.ndarray
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
     origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    direction: np.ndarray = field(default_factory=lambda: np.eye(3))
+    direction: np.ndarray = field(default_factory=lambda: np.eye(3)[:, ::-1].copy())
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
