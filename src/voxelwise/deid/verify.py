@@ -1,0 +1,72 @@
+"""Search raw bytes for identifiers in the spellings DICOM files use.
+
+A de-identifier is checked by what it writes, not by what it meant to do: `verify_no_phi` looks
+for each identifier in every byte of a written file (header, sequences, private blocks, File
+Meta Information, preamble) in its common encodings.
+"""
+
+from __future__ import annotations
+
+import re
+
+_DATE_ISO = re.compile(r"(\d{4})[-./]?(\d{2})[-./]?(\d{2})")  # 1964-02-12, 19640212, 1964.02.12
+_DATE_DMY = re.compile(r"(\d{2})[./](\d{2})[./](\d{4})")  # 12.02.1964, 12/02/1964
+_ENCODINGS = ("utf-8", "latin-1", "cp1252")
+
+
+def identifier_spellings(identifier: str, *, name_parts: bool = False) -> set[str]:
+    """The spellings of ``identifier`` to look for (case is handled by the search).
+
+    * a person name ``"Doe^John"`` also as ``"Doe John"``, ``"John Doe"``, ``"Doe, John"``;
+      ``"John Doe"`` also as ``"Doe^John"`` and ``"John^Doe"``; with ``name_parts`` each name
+      component of four letters or more on its own;
+    * a date in ``YYYYMMDD``, ``YYYY-MM-DD``, ``YYYY.MM.DD`` or ``DD.MM.YYYY`` in all of them.
+    """
+    text = identifier.strip()
+    spellings = {text}
+    parts = [part for part in re.split(r"[\^ ,]+", text) if part]
+    if len(parts) > 1:
+        spellings |= {" ".join(parts), "^".join(parts), ", ".join(parts),
+                      " ".join(reversed(parts)), "^".join(reversed(parts))}
+        if name_parts:
+            spellings |= {part for part in parts if len(part) >= 4}
+    date = _DATE_ISO.fullmatch(text)
+    if date is None and (match := _DATE_DMY.fullmatch(text)) is not None:
+        date = match
+        year, month, day = match.group(3), match.group(2), match.group(1)
+    elif date is not None:
+        year, month, day = date.groups()
+    if date is not None:
+        spellings |= {f"{year}{month}{day}", f"{year}-{month}-{day}", f"{year}.{month}.{day}",
+                      f"{day}.{month}.{year}", f"{day}/{month}/{year}"}
+    return {spelling for spelling in spellings if spelling}
+
+
+def verify_no_phi(data: bytes, identifiers: list[str], *, name_parts: bool = False) -> list[str]:
+    """The identifiers (as given) that occur in ``data`` in any spelling, case or encoding.
+
+    An empty list means none was found. Spellings are those of `identifier_spellings`, each in
+    its own case, upper and lower case, encoded as UTF-8, Latin-1 and Windows-1252 (the character
+    sets of nearly all DICOM files), and compared to the bytes as they are and ASCII-lower-cased.
+    """
+    lowered = data.lower()
+    found = []
+    for identifier in identifiers:
+        if not identifier.strip():
+            continue
+        if any(needle in data or needle.lower() in lowered
+               for needle in _needles(identifier, name_parts=name_parts)):
+            found.append(identifier)
+    return found
+
+
+def _needles(identifier: str, *, name_parts: bool) -> set[bytes]:
+    needles = set()
+    for spelling in identifier_spellings(identifier, name_parts=name_parts):
+        for cased in (spelling, spelling.upper(), spelling.lower()):
+            for encoding in _ENCODINGS:
+                try:
+                    needles.add(cased.encode(encoding))
+                except UnicodeEncodeError:
+                    continue
+    return needles
