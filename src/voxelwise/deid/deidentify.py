@@ -67,7 +67,8 @@ class DeidOptions:
     ``safe_private`` lists (group, private creator, element in block) to keep, e.g.
     `voxelwise.deid.profile_table.SAFE_PRIVATE_CT`; empty keeps no private attribute.
     ``check_identifiers``: `deidentify_file` refuses to write a file whose header still holds
-    the patient's name, IDs or accession number in any common spelling.
+    the patient's name, IDs or accession number in any common spelling (values shorter than 4
+    characters, and all-digit values shorter than 6, are not checked: they match by chance).
     """
 
     retain_longitudinal_modified_dates: bool = True
