@@ -169,7 +169,10 @@ def _slice_dataset(shared: Mapping[str, object], volume: Volume, index: int,
         setattr(dataset, keyword, value)
     position = (np.asarray(volume.origin)
                 + index * volume.spacing[0] * volume.direction[:, 0])
-    dataset.SOPInstanceUID = generate_uid()
+    # derived from the series and the slice, so writing the same series twice gives the same
+    # files (a phantom with a seed is reproducible byte for byte)
+    dataset.SOPInstanceUID = generate_uid(entropy_srcs=[str(shared["SeriesInstanceUID"]),
+                                                        str(index)])
     dataset.InstanceNumber = index + 1
     dataset.ImagePositionPatient = _ds_list(list(position))
     dataset.SliceLocation = _ds(round(float(np.dot(position, _normal(volume))), 6))

@@ -75,6 +75,11 @@ def _store_label_map(repository: Repository, session: Session, series: Series, l
                      source: str | None) -> Annotation:
     with tempfile.TemporaryDirectory(prefix="voxelwise-annotation-") as folder:
         sha = repository.objects.put_file(write_nifti(labels, Path(folder) / "labels.nii.gz"))
+    existing = session.scalar(select(Annotation).where(
+        Annotation.series_id == series.id, Annotation.kind == kind,
+        Annotation.file_sha256 == sha))
+    if existing is not None:  # importing the same label map again changes nothing
+        return existing
     annotation = Annotation(series=series, kind=kind, file_sha256=sha,
                             label_names=dict(label_names), author=author, source=source)
     session.add(annotation)

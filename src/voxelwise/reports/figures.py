@@ -47,7 +47,7 @@ def slice_overlay(image: Volume, labels: Volume | None, slice_index: int,
     axes.imshow(pixels, cmap="gray", vmin=0, vmax=1, aspect=aspect, interpolation="nearest")
     if labels is not None:
         label_slice = labels.array[slice_index]
-        for value in np.unique(label_slice[label_slice > 0]):
+        for value in np.unique(label_slice[label_slice > 0])[::-1]:  # lowest label on top
             colour = LABEL_COLOURS.get(int(value), "#ffffff")
             axes.contour(label_slice == value, levels=[0.5], colors=[colour], linewidths=0.9)
         if label_names:
