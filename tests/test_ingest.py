@@ -247,3 +247,68 @@ def test_label_maps_and_fiducials_are_checked(repository: Repository, site, tmp_
     with repository.session() as session:
         kinds = sorted(a.kind for a in session.scalars(select(Annotation)))
     assert kinds == ["fiducials", "label-map"]  # the refused files left nothing behind
+
+
+def test_dicom_seg_is_placed_on_its_series(repository: Repository, site, tmp_path) -> None:
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+    from pydicom.uid import generate_uid
+
+    from voxelwise.data.repository import load_label_map
+    from voxelwise.ingest.annotations import import_seg
+
+    source, uids = site
+    ingest_folder(source, repository, "C01", progress=False)
+    files = sorted((source / "MRN-0042" / "study0").glob("IM*.dcm"))
+    datasets = [pydicom.dcmread(f) for f in files]
+    mask = np.zeros((len(datasets), 40, 40), np.uint8)
+    mask[5, 12:18, 20:26] = 1
+    description = hd.seg.SegmentDescription(
+        segment_number=1, segment_label="haematoma",
+        segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+        segmented_property_type=codes.SCT.Hemorrhage,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL)
+    seg = hd.seg.Segmentation(
+        source_images=datasets, pixel_array=mask,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=[description], series_instance_uid=generate_uid(), series_number=99,
+        sop_instance_uid=generate_uid(), instance_number=1, manufacturer="test",
+        manufacturer_model_name="test", software_versions="0", device_serial_number="0")
+    path = tmp_path / "seg.dcm"
+    seg.save_as(path)
+    result = import_seg(path, repository, author="reader 1")
+    assert result.kind == "seg" and "haematoma: 36 voxels" in result.detail
+    with repository.session() as session:
+        annotation = session.scalars(select(Annotation)).one()
+        stored = load_label_map(repository, annotation)
+        assert annotation.label_names == {"1": "haematoma"}
+    image = read_dicom_series(source / "MRN-0042" / "study0")
+    assert stored.same_grid(image)
+    assert np.array_equal(np.argwhere(stored.array), np.argwhere(mask))
+    # the SEG's patient header did not reach the repository
+    assert verify_no_phi(_every_stored_byte(repository.root), ["MRN-0042", "Kowalski^Anna"]) == []
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(b"DICM" * 10)
+    with pytest.raises(InputError, match="broken.dcm"):
+        import_seg(broken, repository)
+
+
+def test_label_map_table_and_cli(tmp_path: Path, site) -> None:
+    source, uids = site
+    repo = tmp_path / "repo"
+    assert main(["ingest", str(source), "--center", "C01", "--repo", str(repo),
+                 "--report", str(tmp_path / "ingest.json")]) == 0
+    assert json.loads((tmp_path / "ingest.json").read_text())["counts"]["series_stored"] == 3
+    image = read_dicom_series(source / "MRN-0043" / "study0")
+    labels = np.zeros(image.shape, np.uint8)
+    labels[3:5, 10:14, 10:14] = 2
+    write_nifti(image.with_array(labels), tmp_path / "maps" / "b.nii.gz")
+    table = tmp_path / "maps" / "labels.csv"
+    table.write_text(f"series_instance_uid,label_map\n{uids['series'][2]},b.nii.gz\n")
+    for _ in range(2):  # importing twice attaches it once
+        assert main(["annotations", "import", str(table), "--repo", str(repo)]) == 0
+    summary_csv = tmp_path / "summary.csv"
+    assert main(["repo", "summary", "--repo", str(repo), "--csv", str(summary_csv)]) == 0
+    assert summary_csv.read_text().splitlines()[1].startswith("C01,")
+    with Repository.open(repo) as repository, repository.session() as session:
+        assert len(session.scalars(select(Annotation)).all()) == 1

@@ -125,7 +125,7 @@ def step_read_back(state: DemoState) -> None:
 def step_ingest(state: DemoState) -> None:
     """Ingest every center into a de-identified repository; import clinical data and labels."""
     from voxelwise.deid import verify_no_phi
-    from voxelwise.ingest.annotations import import_label_map
+    from voxelwise.ingest.annotations import import_label_map_table
     from voxelwise.ingest.clinical import import_clinical
     from voxelwise.ingest.pipeline import ingest_folder
     from voxelwise.store import SUMMARY_COLUMNS, Repository, summary
@@ -135,7 +135,7 @@ def step_ingest(state: DemoState) -> None:
     key = out / "secrets" / "deid.key"  # the study key lives outside the repository
     section = state.report.section("Study repository: what was collected per center")
     with Repository.open(out / "repository") as repository:
-        clinical_rows = labels = 0
+        clinical_rows = 0
         for center_dir in sorted((root / "dicom").iterdir()):
             center = center_dir.name
             report = ingest_folder(center_dir, repository, center, key_path=key)
@@ -143,10 +143,8 @@ def step_ingest(state: DemoState) -> None:
             clinical = import_clinical(root / "clinical" / f"{center}.csv", repository, center,
                                        key_path=key)
             clinical_rows += clinical.imported
-        for row in state.studies:
-            import_label_map(root / row["label_map"], repository, row["series_instance_uid"],
-                             key_path=key, author="phantom", source="phantom ground truth")
-            labels += 1
+        labels = len(import_label_map_table(root / "labels.csv", repository, key_path=key,
+                                            author="phantom", source="phantom ground truth"))
         with repository.session() as session:
             rows = summary(session)
         stored = b"".join(p.read_bytes() for p in sorted(repository.root.rglob("*"))

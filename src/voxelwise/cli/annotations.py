@@ -15,8 +15,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     imp = actions.add_parser(
         "import", help="attach a NIfTI label map, a DICOM SEG, or a CSV of fiducial points",
         description="FILE.nii[.gz] needs --series-uid; a DICOM SEG names its series; a CSV "
-        "holds fiducials (series_instance_uid, x, y, z in LPS mm, label). Series UIDs may be "
-        "the original or the de-identified ones. Geometry is checked before anything is stored.")
+        "holds either fiducials (series_instance_uid, x, y, z in LPS mm, label) or a list of "
+        "label maps (series_instance_uid, label_map: paths relative to the CSV, like the "
+        "phantom's labels.csv). Series UIDs may be the original or the de-identified ones. "
+        "Geometry is checked before anything is stored.")
     imp.add_argument("file", type=Path, metavar="FILE")
     imp.add_argument("--series-uid", help="series the label map belongs to")
     imp.add_argument("--labels", default='{"1": "haematoma", "2": "oedema"}',
@@ -29,7 +31,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_import(args: argparse.Namespace) -> int:
     from voxelwise.errors import InputError
-    from voxelwise.ingest.annotations import import_fiducials, import_label_map, import_seg
+    from voxelwise.ingest.annotations import (
+        csv_columns,
+        import_fiducials,
+        import_label_map,
+        import_label_map_table,
+        import_seg,
+    )
 
     name = args.file.name.lower()
     with open_repository(args) as repository:
@@ -39,6 +47,10 @@ def run_import(args: argparse.Namespace) -> int:
             imports = [import_label_map(args.file, repository, args.series_uid,
                                         key_path=args.key, label_names=json.loads(args.labels),
                                         author=args.author, source=args.source)]
+        elif name.endswith(".csv") and "label_map" in csv_columns(args.file):
+            imports = import_label_map_table(args.file, repository, key_path=args.key,
+                                             label_names=json.loads(args.labels),
+                                             author=args.author, source=args.source)
         elif name.endswith(".csv"):
             imports = import_fiducials(args.file, repository, key_path=args.key,
                                        author=args.author, source=args.source)

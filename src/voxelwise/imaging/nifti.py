@@ -31,13 +31,31 @@ def _volume_from_affine(array: np.ndarray, affine_lps: np.ndarray, path: Path) -
         raise InputError(path, f"invalid NIfTI geometry: {error}") from error
 
 
+def _load_without_extension(path: Path):
+    """A NIfTI file stored under a name without extension (e.g. in the content store)."""
+    import gzip
+
+    import nibabel as nib
+
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    for kind in (nib.Nifti1Image, nib.Nifti2Image):
+        try:
+            return kind.from_bytes(data)
+        except Exception:  # wrong header size or magic: try the next format
+            continue
+    raise ValueError("neither a NIfTI-1 nor a NIfTI-2 header")
+
+
 def read_nifti(path: str | Path, **meta: object) -> Volume:
     """Read a ``.nii`` or ``.nii.gz`` file as a Volume (geometry from the sform, else qform)."""
     import nibabel as nib
 
     path = Path(path)
     try:
-        image = nib.load(str(path))
+        image = nib.load(str(path)) if path.name.endswith((".nii", ".nii.gz")) else \
+            _load_without_extension(path)
         array = np.asarray(image.dataobj)
     except FileNotFoundError as error:
         raise InputError(path, "file not found") from error

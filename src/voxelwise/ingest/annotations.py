@@ -116,6 +116,43 @@ def import_label_map(path: str | Path, repository: Repository, series_uid: str, 
                                 label_names or DEFAULT_LABEL_NAMES, author, source)
 
 
+def import_label_map_table(path: str | Path, repository: Repository, *,
+                           key_path: Path | None = None,
+                           label_names: dict[str, str] | None = None, author: str | None = None,
+                           source: str | None = None) -> list[AnnotationImport]:
+    """Attach many label maps listed in a CSV with columns ``series_instance_uid, label_map``.
+
+    ``label_map`` paths are relative to the CSV's folder (the phantom's ``labels.csv`` is such a
+    table). Each map is checked and stored in its own transaction; the first that does not fit
+    stops the import with its error, and re-running skips those already attached.
+    """
+    path = Path(path)
+    rows = _read_csv(path, {"series_instance_uid", "label_map"})
+    return [import_label_map(path.parent / row["label_map"], repository,
+                             row["series_instance_uid"].strip(), key_path=key_path,
+                             label_names=label_names, author=author, source=source)
+            for _, row in rows]
+
+
+def _read_csv(path: Path, required: set[str]) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) pairs of a CSV that must have the ``required`` columns."""
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(enumerate(reader, start=2))
+        missing = required - set(reader.fieldnames or [])
+    if missing:
+        raise InputError(path, f"missing column(s) {', '.join(sorted(missing))}")
+    return rows
+
+
+def csv_columns(path: Path) -> set[str]:
+    """The header of a CSV file, to tell a fiducial table from a label-map table."""
+    with Path(path).open(newline="", encoding="utf-8-sig") as handle:
+        return set(next(csv.reader(handle), []))
+
+
 def _seg_label_volume(path: Path) -> tuple[Volume, str, dict[str, str]]:
     """A DICOM SEG as one label map (segment numbers as labels) and its referenced series."""
     import highdicom as hd
@@ -178,16 +215,9 @@ def import_fiducials(path: str | Path, repository: Repository, *,
     lists each offending line.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "file not found")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        rows = list(reader)
-        missing = {"series_instance_uid", "x", "y", "z", "label"} - set(reader.fieldnames or [])
-    if missing:
-        raise InputError(path, f"missing column(s) {', '.join(sorted(missing))}")
+    rows = _read_csv(path, {"series_instance_uid", "x", "y", "z", "label"})
     by_series: dict[str, list[tuple[int, dict[str, str]]]] = {}
-    for line, row in enumerate(rows, start=2):
+    for line, row in rows:
         by_series.setdefault(row["series_instance_uid"].strip(), []).append((line, row))
     imports, errors = [], []
     with repository.session() as session:
