@@ -465,3 +465,20 @@ def test_cq500_series_with_tilt_and_missing_slice(tmp_path: Path) -> None:
     low, high = np.array([n.min() for n in near]), np.array([n.max() for n in near])
     assert np.all((sampled >= low - 1) & (sampled <= high + 1))
     assert np.median(np.abs(sampled - stack.array[k, i, j])) < 2.0
+
+
+def test_dicom_to_volume_to_nifti_round_trip(tmp_path: Path) -> None:
+    """DICOM -> Volume -> NIfTI -> Volume keeps spacing, origin, direction and values."""
+    from voxelwise.imaging import read_nifti, write_nifti
+
+    rng = np.random.default_rng(7)
+    sine, cosine = np.sin(np.deg2rad(12.0)), np.cos(np.deg2rad(12.0))
+    direction = np.array([[0, 0, 1], [sine, cosine, 0], [cosine, -sine, 0]], dtype=float).T
+    source = Volume(rng.integers(-1000, 2000, (7, 20, 24)).astype(np.int16), (2.5, 0.6, 0.55),
+                    (-30.0, 12.5, 40.0), direction)
+    write_dicom_series(source, tmp_path / "series")
+    from_dicom = read_dicom_series(tmp_path / "series")
+    back = read_nifti(write_nifti(from_dicom, tmp_path / "series.nii.gz"))
+    for volume in (from_dicom, back):
+        assert volume.same_grid(source, tolerance_mm=1e-3)
+        assert np.array_equal(volume.array, source.array)

@@ -137,6 +137,8 @@ def test_nearest_resampling_keeps_labels() -> None:
     assert resampled.array.dtype == np.uint8
     assert set(np.unique(resampled.array)) == {0, 1, 2}
     back = resample_to(resampled, volume, interpolation="nearest")
+    mask = resample(volume.with_array(labels > 0), (2.5, 1.0, 1.0), interpolation="nearest")
+    assert mask.array.dtype == np.bool_ and mask.array.any()
     assert back.same_grid(volume)
     assert np.array_equal(back.array, labels)  # each coarse centre is a fine centre
 

@@ -126,7 +126,8 @@ class Volume:
         """SimpleITK image with the same geometry (ITK's x, y, z are our axes 2, 1, 0)."""
         import SimpleITK as sitk
 
-        image = sitk.GetImageFromArray(np.ascontiguousarray(self.array))
+        array = self.array.astype(np.uint8) if self.array.dtype == np.bool_ else self.array
+        image = sitk.GetImageFromArray(np.ascontiguousarray(array))
         image.SetSpacing(self.spacing[::-1])
         image.SetOrigin(self.origin)
         image.SetDirection(self.direction[:, ::-1].flatten().tolist())
