@@ -312,3 +312,33 @@ def test_label_map_table_and_cli(tmp_path: Path, site) -> None:
     assert summary_csv.read_text().splitlines()[1].startswith("C01,")
     with Repository.open(repo) as repository, repository.session() as session:
         assert len(session.scalars(select(Annotation)).all()) == 1
+
+
+def test_conflicting_instance_is_reported_not_overwritten(tmp_path: Path) -> None:
+    source = tmp_path / "site"
+    files = write_dicom_series(_head((12, 40, 40)), source / "a", {"PatientID": "MRN-5"})
+    repository = Repository.open(tmp_path / "repo")
+    first = ingest_folder(source / "a", repository, "C01", progress=False)
+    assert first.counts()["instances_stored"] == 12
+    with repository.session() as session:
+        before = sorted(session.scalars(select(Instance.file_sha256)))
+    # the same SOP Instance UID arrives again with other pixels, next to a new slice
+    changed = pydicom.dcmread(files[3])
+    pixels = changed.pixel_array.copy()
+    pixels[0, 0] += 1
+    changed.PixelData = pixels.tobytes()
+    (source / "b").mkdir()
+    changed.save_as(source / "b" / "changed.dcm")
+    extra = pydicom.dcmread(files[0])
+    extra.SOPInstanceUID = pydicom.uid.generate_uid()
+    extra.save_as(source / "b" / "extra.dcm")
+    second = ingest_folder(source / "b", repository, "C01", progress=False)
+    assert second.counts()["instance_conflicts"] == 1
+    conflict = next(f for f in second.skipped_files if f["kind"] == "conflict")
+    assert conflict["file"].endswith("changed.dcm") and "nothing was overwritten" in \
+        conflict["problem"]
+    assert second.counts()["instances_stored"] == 1  # the new slice joins its series
+    with repository.session() as session:
+        after = sorted(session.scalars(select(Instance.file_sha256)))
+        assert set(before) <= set(after) and len(after) == 13
+        assert session.scalars(select(Series)).one().instance_count == 13

@@ -21,15 +21,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pydicom
 from sqlalchemy import select
 from tqdm import tqdm
 
-from voxelwise.deid import DeidOptions, Pseudonymizer, deidentify_file, load_or_create_key
+from voxelwise.deid import (
+    DeidOptions,
+    Pseudonymizer,
+    deidentify_file,
+    load_or_create_key,
+    pixel_data_sha256,
+)
 from voxelwise.errors import InputError, VoxelwiseError
-from voxelwise.imaging.dicom import DicomSeriesInfo, read_dicom_series, scan_dicom_folder
+from voxelwise.imaging.dicom import (
+    DicomInstance,
+    DicomSeriesInfo,
+    read_dicom_series,
+    scan_dicom_folder,
+)
 from voxelwise.ingest.qc import QCThresholds, series_qc
 from voxelwise.store import (
     IngestRun,
+    Instance,
     Patient,
     QCStatus,
     Repository,
@@ -65,7 +78,7 @@ class SeriesOutcome:
     """What happened to one source series (UIDs are the de-identified ones)."""
 
     series_instance_uid: str
-    status: str  # "stored", "already stored", "quarantined", "failed"
+    status: str  # "stored", "already stored", "quarantined", "conflict", "failed"
     instances: int = 0
     qc_flags: list[dict[str, str]] = field(default_factory=list)
     reason: str = ""
@@ -90,6 +103,8 @@ class IngestReport:
                 "series_already_stored": by_status["already stored"],
                 "series_quarantined": by_status["quarantined"],
                 "series_failed": by_status["failed"],
+                "instance_conflicts": sum(1 for f in self.skipped_files
+                                          if f["kind"] == "conflict"),
                 "series_flagged": sum(1 for o in self.series if o.qc_flags),
                 "instances_stored": sum(o.instances for o in self.series
                                         if o.status in ("stored", "quarantined"))}
@@ -194,19 +209,39 @@ class Ingester:
         self.quarantine = repository.root / "quarantine"
 
     # ---------------------------------------------------------------- one series
-    def _already_stored(self, series_uid: str, instance_count: int) -> bool:
+    def _stored_pixel_hashes(self, sop_instance_uids: list[str]) -> dict[str, str | None]:
+        """Pixel hash of each of these (de-identified) SOP Instance UIDs already stored."""
         with self.repository.session() as session:
-            series = session.scalar(select(Series).where(
-                Series.series_instance_uid == series_uid))
-            return series is not None and len(series.instances) >= instance_count
+            rows = session.execute(select(Instance.sop_instance_uid, Instance.pixel_sha256)
+                                   .where(Instance.sop_instance_uid.in_(sop_instance_uids)))
+            return {uid: sha for uid, sha in rows}
 
-    def _deidentify(self, info: DicomSeriesInfo, workdir: Path, report: IngestReport
+    def _new_instances(self, info: DicomSeriesInfo, report: IngestReport
+                       ) -> tuple[list[DicomInstance], int]:
+        """Instances not stored yet; stored ones with other pixel data are reported conflicts."""
+        images = [i for i in info.instances if i.has_pixel_data]
+        mapped = {self.pseudonymizer.uid(i.sop_instance_uid): i for i in images}
+        stored = self._stored_pixel_hashes(list(mapped))
+        conflicts = 0
+        for uid, pixel_sha256 in stored.items():
+            instance = mapped[uid]
+            try:
+                source_sha256 = pixel_data_sha256(pydicom.dcmread(instance.path))
+            except Exception as error:  # unreadable now: reported like any corrupt file
+                source_sha256 = f"unreadable ({error})"
+            if source_sha256 != pixel_sha256:
+                conflicts += 1
+                report.skipped_files.append({
+                    "file": str(instance.path), "kind": "conflict",
+                    "problem": "this SOP Instance UID is already stored with different pixel "
+                               "data; nothing was overwritten"})
+        return [i for uid, i in mapped.items() if uid not in stored], conflicts
+
+    def _deidentify(self, instances: list[DicomInstance], workdir: Path, report: IngestReport
                     ) -> tuple[list[_StoredInstance], Any]:
-        """De-identify and store every image instance; returns them and one output header."""
+        """De-identify and store these instances; returns them and one output header."""
         stored, header = [], None
-        for index, instance in enumerate(info.instances):
-            if not instance.has_pixel_data:
-                continue  # already reported by the scan
+        for index, instance in enumerate(instances):
             target = workdir / f"{index:06d}.dcm"
             try:
                 result = deidentify_file(instance.path, target, self.pseudonymizer, self.options)
@@ -230,13 +265,14 @@ class Ingester:
         return stored, header
 
     def ingest_series(self, info: DicomSeriesInfo, report: IngestReport) -> SeriesOutcome:
-        """De-identify, store, QC and record one series."""
+        """De-identify, store, QC and record the instances of one series not stored yet."""
         series_uid = self.pseudonymizer.uid(info.series_instance_uid)
-        images = sum(1 for instance in info.instances if instance.has_pixel_data)
-        if self._already_stored(series_uid, images):
-            return SeriesOutcome(series_uid, "already stored", 0)
+        new, conflicts = self._new_instances(info, report)
+        if not new:
+            return SeriesOutcome(series_uid, "conflict" if conflicts else "already stored", 0,
+                                 reason=f"{conflicts} instance(s) conflict" if conflicts else "")
         with tempfile.TemporaryDirectory(prefix="voxelwise-ingest-") as workdir:
-            stored, header = self._deidentify(info, Path(workdir), report)
+            stored, header = self._deidentify(new, Path(workdir), report)
         if header is None:
             return SeriesOutcome(series_uid, "failed", 0, reason="no instance could be stored")
         fields = _header(header)
@@ -247,15 +283,24 @@ class Ingester:
         if quarantined:
             outcome.reason = quarantined[0].quarantine_reason
         else:
-            geometry, outcome.qc_flags = self._qc(stored, outcome)
+            paths = [s.path for s in stored] + self._stored_paths(series_uid)
+            geometry, outcome.qc_flags = self._qc(paths)
+        if conflicts:
+            outcome.reason = f"{conflicts} instance(s) conflict with stored ones; not overwritten"
         self._record(fields, stored, geometry, outcome)
         return outcome
 
-    def _qc(self, stored: list[_StoredInstance], outcome: SeriesOutcome
-            ) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    def _stored_paths(self, series_uid: str) -> list[Path]:
+        """Files of the clean instances of this series stored by earlier runs."""
+        with self.repository.session() as session:
+            shas = session.scalars(select(Instance.file_sha256).join(Series).where(
+                Series.series_instance_uid == series_uid, Instance.quarantined.is_(False)))
+            return [self.repository.objects.path_of(sha) for sha in shas if sha]
+
+    def _qc(self, paths: list[Path]) -> tuple[dict[str, Any], list[dict[str, str]]]:
         """Read the stored (de-identified) files back as a volume and run the QC checks."""
         try:
-            volume = read_dicom_series([s.path for s in stored])
+            volume = read_dicom_series(paths)
         except VoxelwiseError as error:
             return {}, [{"flag": "unreadable", "detail": str(error).split(": ", 1)[-1]}]
         report = volume.meta.get("report", {})
