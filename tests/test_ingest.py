@@ -204,8 +204,13 @@ def test_clinical_import_links_by_pseudonym(repository: Repository, site, tmp_pa
     csv_path = tmp_path / "clinical.csv"
     csv_path.write_text("patient_id,patient_name,age,gcs,outcome\n"
                         "MRN-0042,Kowalski^Anna,72,9,3\nMRN-0043,Lindqvist^Erik,59,14,\n"
-                        "MRN-9999,Unknown^Person,40,15,8\n")
-    report = import_clinical(csv_path, repository, "C01")
+                        "MRN-9999,Unknown^Person,40,15,8\nMRN-0043,Lindqvist^Erik,59,19,2\n")
+    with pytest.raises(InputError, match=r"clinical.csv: 2 row\(s\) rejected, nothing imported"
+                       r".*line 4: no such patient.*line 5: gcs=19"):
+        import_clinical(csv_path, repository, "C01")
+    with repository.session() as session:
+        assert session.scalars(select(ClinicalRecord)).all() == []
+    report = import_clinical(csv_path, repository, "C01", keep_valid=True)
     assert report.imported == 2 and report.dropped_columns == ["patient_name"]
     assert any("line 4" in problem for problem in report.problems)
     with repository.session() as session:

@@ -19,6 +19,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     imp.add_argument("--center", required=True, help="center code the rows belong to")
     imp.add_argument("--id-column", default="patient_id",
                      help="column holding the original patient ID (default patient_id)")
+    imp.add_argument("--keep-valid", action="store_true",
+                     help="import the valid rows even when others are rejected")
     add_repository_arguments(imp, key=True)
     imp.set_defaults(run=run_import)
 
@@ -28,6 +30,6 @@ def run_import(args: argparse.Namespace) -> int:
 
     with open_repository(args) as repository:
         report = import_clinical(args.file, repository, args.center, id_column=args.id_column,
-                                 key_path=args.key)
+                                 key_path=args.key, keep_valid=args.keep_valid)
     print("\n".join(report.summary_lines()))
     return 0

@@ -27,6 +27,27 @@ IDENTIFYING_COLUMN = re.compile(
 """Columns whose name matches are dropped, never stored."""
 
 
+RANGES: dict[str, tuple[float, float]] = {
+    "age": (0, 120), "gcs": (3, 15), "gose": (1, 8), "death": (0, 1), "event": (0, 1),
+    "hypoxia": (0, 1), "hypotension": (0, 1), "survival_days": (0, 36500),
+}
+"""Plausible ranges of the clinical variables the project knows; other columns are free."""
+CATEGORIES: dict[str, set[str]] = {"sex": {"M", "F", "O"}, "pupils": {"both", "one", "none"}}
+
+
+def check_value(column: str, value: Any) -> str | None:
+    """Why ``value`` is not acceptable for ``column`` (None when it is, or when it is missing)."""
+    if value is None:
+        return None
+    if column in RANGES:
+        low, high = RANGES[column]
+        if not isinstance(value, int | float) or not low <= value <= high:
+            return f"{column}={value!r} is not a number in [{low:g}, {high:g}]"
+    if column in CATEGORIES and str(value) not in CATEGORIES[column]:
+        return f"{column}={value!r} is not one of {', '.join(sorted(CATEGORIES[column]))}"
+    return None
+
+
 @dataclass
 class ClinicalImportReport:
     source: str
@@ -75,8 +96,14 @@ def _read_rows(path: Path, id_column: str) -> tuple[list[str], list[dict[str, st
 
 def import_clinical(path: str | Path, repository: Repository, center: str, *,
                     id_column: str = "patient_id", key_path: Path | None = None,
-                    options: DeidOptions = DeidOptions()) -> ClinicalImportReport:
-    """Attach each row of ``path`` to its patient at ``center`` as the current clinical record."""
+                    options: DeidOptions = DeidOptions(),
+                    keep_valid: bool = False) -> ClinicalImportReport:
+    """Attach each row of ``path`` to its patient at ``center`` as the current clinical record.
+
+    Rows with an empty ID, an unknown patient or an implausible value are rejected by line
+    number. Then nothing is imported (`InputError` listing them) unless ``keep_valid`` is set,
+    in which case the valid rows are imported and the rejected ones reported.
+    """
     path = Path(path)
     columns, rows = _read_rows(path, id_column)
     pseudonymizer = open_pseudonymizer(repository, key_path)
@@ -90,18 +117,32 @@ def import_clinical(path: str | Path, repository: Repository, center: str, *,
                              "images first")
         patients = {p.pseudonym: p for p in session.scalars(
             select(Patient).where(Patient.center_id == center_row.id))}
+        valid = []
         for line, row in enumerate(rows, start=2):
             original = (row.get(id_column) or "").strip()
             if not original:
-                report.problems.append(f"line {line}: empty {id_column}; left out")
+                report.problems.append(f"line {line}: empty {id_column}")
                 continue
             pseudonym = pseudonymizer.patient_pseudonym(original, options.patient_id_issuer)
             patient = patients.get(pseudonym)
             if patient is None:
                 report.problems.append(f"line {line}: no such patient at center {center} "
-                                       "(no images ingested for this ID); left out")
+                                       "(no images ingested for this ID)")
                 continue
             variables = {column: parse_value(row.get(column) or "") for column in kept}
+            bad = [why for column, value in variables.items()
+                   if (why := check_value(column, value))]
+            if bad:
+                report.problems.append(f"line {line}: " + "; ".join(bad))
+                continue
+            valid.append((patient, variables))
+        if report.problems and not keep_valid:
+            shown = "; ".join(report.problems[:20])
+            more = len(report.problems) - 20
+            raise InputError(path, f"{len(report.problems)} row(s) rejected, nothing imported "
+                             f"(use --keep-valid to import the {len(valid)} valid rows): "
+                             f"{shown}" + (f" and {more} more" if more > 0 else ""))
+        for patient, variables in valid:
             set_clinical_record(session, patient, variables, path.name)
             report.imported += 1
     return report
