@@ -57,48 +57,44 @@ def get_or_create_patient(session: Session, center: Center, pseudonym: str,
     return patient
 
 
+def _get_or_create_child(session: Session, model: type[Any], uid_keyword: str, uid: str,
+                         parent_keyword: str, parent: Any, describe: Any,
+                         fields: dict[str, Any]) -> Any:
+    """The row of ``model`` with this UID, created under ``parent`` if new.
+
+    A UID already filed under another parent is an error, never silently moved.
+    """
+    row = session.scalar(select(model).where(getattr(model, uid_keyword) == uid))
+    if row is None:
+        row = model(**{parent_keyword: parent, uid_keyword: uid}, **fields)
+        session.add(row)
+        session.flush()
+    elif getattr(row, f"{parent_keyword}_id") != parent.id:
+        raise StoreError(f"{model.__name__.lower()} {uid} is already filed under "
+                         f"{parent_keyword} {describe(getattr(row, parent_keyword))}, "
+                         f"not {describe(parent)}")
+    return row
+
+
 def get_or_create_study(session: Session, patient: Patient, study_instance_uid: str,
                         **fields: Any) -> Study:
     """The study with this (de-identified) UID, created with ``fields`` if new."""
-    study = session.scalar(select(Study).where(Study.study_instance_uid == study_instance_uid))
-    if study is None:
-        study = Study(patient=patient, study_instance_uid=study_instance_uid, **fields)
-        session.add(study)
-        session.flush()
-    elif study.patient_id != patient.id:
-        raise StoreError(f"study {study_instance_uid} is already filed under patient "
-                         f"{study.patient.pseudonym}, not {patient.pseudonym}")
-    return study
+    return _get_or_create_child(session, Study, "study_instance_uid", study_instance_uid,
+                                "patient", patient, lambda p: p.pseudonym, fields)
 
 
 def get_or_create_series(session: Session, study: Study, series_instance_uid: str,
                          **fields: Any) -> Series:
     """The series with this (de-identified) UID, created with ``fields`` if new."""
-    series = session.scalar(
-        select(Series).where(Series.series_instance_uid == series_instance_uid))
-    if series is None:
-        series = Series(study=study, series_instance_uid=series_instance_uid, **fields)
-        session.add(series)
-        session.flush()
-    elif series.study_id != study.id:
-        raise StoreError(f"series {series_instance_uid} is already filed under study "
-                         f"{series.study.study_instance_uid}, not {study.study_instance_uid}")
-    return series
+    return _get_or_create_child(session, Series, "series_instance_uid", series_instance_uid,
+                                "study", study, lambda s: s.study_instance_uid, fields)
 
 
 def get_or_create_instance(session: Session, series: Series, sop_instance_uid: str,
                            **fields: Any) -> Instance:
     """The instance with this (de-identified) UID, created with ``fields`` if new."""
-    instance = session.scalar(
-        select(Instance).where(Instance.sop_instance_uid == sop_instance_uid))
-    if instance is None:
-        instance = Instance(series=series, sop_instance_uid=sop_instance_uid, **fields)
-        session.add(instance)
-        session.flush()
-    elif instance.series_id != series.id:
-        raise StoreError(f"instance {sop_instance_uid} is already filed under series "
-                         f"{instance.series.series_instance_uid}, not {series.series_instance_uid}")
-    return instance
+    return _get_or_create_child(session, Instance, "sop_instance_uid", sop_instance_uid,
+                                "series", series, lambda s: s.series_instance_uid, fields)
 
 
 def set_clinical_record(session: Session, patient: Patient, variables: dict[str, Any],
