@@ -12,6 +12,7 @@ from voxelwise.deid.deidentify import (
     DeidentificationError,
     DeidOptions,
     DeidResult,
+    deidentify_bytes,
     deidentify_dataset,
     deidentify_file,
     pixel_data_sha256,
@@ -24,7 +25,7 @@ from voxelwise.deid.verify import identifier_spellings, verify_no_phi
 
 __all__ = [
     "SAFE_PRIVATE_CT", "ActionRecord", "DeidOptions", "DeidResult", "DeidentificationError",
-    "Pseudonymizer", "deidentify_dataset", "deidentify_file", "identifier_spellings",
-    "load_or_create_key", "pixel_data_sha256", "quarantine_reasons", "resolve_action",
-    "verify_no_phi",
+    "Pseudonymizer", "deidentify_bytes", "deidentify_dataset", "deidentify_file",
+    "identifier_spellings", "load_or_create_key", "pixel_data_sha256", "quarantine_reasons",
+    "resolve_action", "verify_no_phi",
 ]

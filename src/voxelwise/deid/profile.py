@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydicom.datadict import dictionary_has_tag, dictionary_VR
-from pydicom.dataelem import DataElement, empty_value_for_VR
+from pydicom.dataelem import DataElement, RawDataElement, empty_value_for_VR
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -70,6 +70,11 @@ COMBINED_ACTIONS = {
     # points at its source; the items are de-identified recursively like everything else.
     "X/Z/U*": "U*",
 }
+
+_DECODED_VRS = frozenset({None, "UN", "SQ"})
+"""Raw elements with these VRs are always decoded first: implicit VR (None) and UN take their VR
+from the dictionary when decoded, and sequence items are de-identified one by one."""
+_RAW_ACTIONS: dict[tuple[int, str, bool, bool, bool], tuple[str, str, bool]] = {}
 
 _STRING_DUMMY = "ANONYMOUS"
 _DUMMY_BY_VR: dict[str, Any] = {
@@ -117,33 +122,88 @@ class ProfileRun:
     safe_private: frozenset[tuple[int, str, int]] = frozenset()
     counts: Counter[str] = field(default_factory=Counter)
     log: list[ActionRecord] = field(default_factory=list)
+    _raw_ok: bool = field(default=False, init=False, repr=False)
+    """True while de-identifying a dataset read from an explicit VR little endian file."""
 
     def dataset(self, source: Dataset, path: str = "") -> Dataset:
-        """A de-identified copy of ``source`` (``path`` is the item's place, "" at top level)."""
-        out = Dataset()
-        creators: list[DataElement] = []
+        """A de-identified copy of ``source`` (``path`` is the item's place, "" at top level).
+
+        Elements still undecoded as read from a file (pydicom's raw elements, explicit VR) whose
+        action needs no value (K, and C of a time: kept as read, byte for byte; X: dropped; Z:
+        emptied) are handled without decoding them: the decision depends only on tag, VR and
+        options (`_raw_action`). Every other element is decoded and goes through `action_for`
+        and `apply`. New values of a dataset read in explicit VR little endian are encoded
+        directly when they are plain ASCII (`_new`).
+        """
+        outer, self._raw_ok = self._raw_ok, source.original_encoding == (False, True)
+        try:
+            return self._dataset(source, path)
+        finally:
+            self._raw_ok = outer
+
+    def _dataset(self, source: Dataset, path: str) -> Dataset:
+        kept: dict[BaseTag, Any] = {}  # raw elements kept as read
+        added: list[DataElement] = []
+        creators: list[Any] = []
         needed_creators: set[BaseTag] = set()
-        for elem in source:
-            if elem.tag.is_private:
-                if elem.tag.is_private_creator:
-                    creators.append(elem)
+        nested = bool(path)
+        for raw in source.elements():
+            tag = raw.tag
+            if tag.is_private:
+                if tag.is_private_creator:
+                    creators.append(raw)
                 else:
-                    self._private(elem, source, out, needed_creators, path)
+                    self._private(raw, source, kept, added, needed_creators, path)
                 continue
-            if not path and int(elem.tag) in METHOD_TAGS:
+            if not nested and int(tag) in METHOD_TAGS:
                 continue
-            action = self.action_for(elem, nested=bool(path))
-            where = f"{path}{_tag_text(elem.tag)}"
-            result = self.apply(action, elem, where, nested=bool(path))
+            if raw.is_raw and raw.VR not in _DECODED_VRS:
+                action, keyword, as_read = self._raw_action(tag, raw.VR, nested)
+                if as_read or action in ("X", "Z"):  # decided without decoding the value
+                    if as_read:
+                        kept[tag] = raw
+                    elif action == "Z":
+                        added.append(self._new(tag, raw.VR, empty_value_for_VR(raw.VR)))
+                    if action == "K":
+                        self.counts["K"] += 1
+                    else:
+                        self._record(f"{path}{_tag_text(tag)}", keyword, action)
+                    continue
+            elem = source[tag]
+            action = self.action_for(elem, nested=nested)
+            where = f"{path}{_tag_text(tag)}"
+            result = self.apply(action, elem, where, nested=nested)
             self._record(where, elem.keyword, "X" if result is None else action)
             if result is not None:
-                out.add(result)
+                added.append(result)
         for creator in creators:
             keep = creator.tag in needed_creators
             if keep:
-                out.add(_copy_element(creator))
+                _keep(creator, kept, added)
             self._record(f"{path}{_tag_text(creator.tag)}", "PrivateCreator", "K" if keep else "X")
+        out = Dataset(kept)
+        for elem in added:
+            out.add(elem)
+        implicit_vr, little_endian = source.original_encoding
+        if implicit_vr is False:  # read from an explicit VR file: written in the same encoding,
+            # its raw elements are copied as they are (pydicom decodes them otherwise)
+            out.set_original_encoding(False, little_endian, source.original_character_set)
         return out
+
+    def _raw_action(self, tag: BaseTag, vr: str, nested: bool) -> tuple[str, str, bool]:
+        """(action, keyword, kept as read) of `action_for` for this tag and VR, cached.
+
+        Kept as read: K, and C of a time (`_clean` keeps times and UTC offsets unchanged).
+        """
+        key = (int(tag), vr, nested, self.modified_dates, self.patient_characteristics)
+        found = _RAW_ACTIONS.get(key)
+        if found is None:
+            probe = DataElement(tag, vr, None)
+            action, keyword = self.action_for(probe, nested=nested), probe.keyword
+            as_read = action == "K" or (action == "C" and (
+                vr == "TM" or keyword == "TimezoneOffsetFromUTC"))
+            found = _RAW_ACTIONS[key] = (action, keyword, as_read)
+        return found
 
     def action_for(self, elem: DataElement, *, nested: bool) -> str:
         """Which action applies to the standard (even-group) attribute ``elem``."""
@@ -189,7 +249,7 @@ class ProfileRun:
         if action == "K":
             return _copy_element(elem)
         if action == "Z":
-            return DataElement(elem.tag, elem.VR, empty_value_for_VR(elem.VR))
+            return self._new(elem.tag, elem.VR, empty_value_for_VR(elem.VR))
         if action == "D":
             return self._dummy(elem)
         if action == "C":
@@ -220,14 +280,14 @@ class ProfileRun:
             shifted = [shift(value, self.offset_days) for value in _values(elem)]
             if any(value is None for value in shifted):
                 return None
-            return DataElement(elem.tag, elem.VR, _as_value(shifted))
+            return self._new(elem.tag, elem.VR, _as_value(shifted))
         if elem.VR == "TM" or elem.keyword == "TimezoneOffsetFromUTC":
             return _copy_element(elem)
         return None
 
     def _remap_uids(self, elem: DataElement) -> DataElement:
         remapped = [self._remap_uid(value) for value in _values(elem)]
-        return DataElement(elem.tag, "UI", _as_value(remapped))
+        return self._new(elem.tag, "UI", _as_value(remapped))
 
     def _remap_uid(self, value: str) -> str:
         value = value.strip().rstrip("\x00")
@@ -237,15 +297,30 @@ class ProfileRun:
 
     def _pseudonym(self, elem: DataElement, *, nested: bool) -> DataElement:
         if not nested:
-            return DataElement(elem.tag, elem.VR, self.patient_pseudonym)
+            return self._new(elem.tag, elem.VR, self.patient_pseudonym)
         original = str(elem.value or "").strip()
         if not original:
-            return DataElement(elem.tag, elem.VR, "")
-        return DataElement(elem.tag, elem.VR,
-                           self.pseudonymizer.patient_pseudonym(original, self.issuer))
+            return self._new(elem.tag, elem.VR, "")
+        return self._new(elem.tag, elem.VR,
+                         self.pseudonymizer.patient_pseudonym(original, self.issuer))
 
-    def _private(self, elem: DataElement, source: Dataset, out: Dataset,
-                 needed_creators: set[BaseTag], path: str) -> None:
+    def _new(self, tag: BaseTag, vr: str, value: Any) -> Any:
+        """A new element: raw, encoded here, when the dataset is written in explicit VR little
+        endian and the value is empty or plain ASCII text (as pydicom would encode it: values
+        joined by backslashes, padded with NUL for UI, else a space); else a `DataElement`."""
+        if self._raw_ok and vr != "SQ" and len(vr) == 2:
+            values = [] if value is None else [value] if isinstance(value, str) else value
+            if isinstance(values, list) and all(
+                    isinstance(item, str) and item.isascii() for item in values):
+                text = "\\".join(values)
+                if len(text) % 2:
+                    text += "\x00" if vr == "UI" else " "
+                encoded = text.encode("ascii")
+                return RawDataElement(tag, vr, len(encoded), encoded, 0, False, True)
+        return DataElement(tag, vr, value)
+
+    def _private(self, elem: Any, source: Dataset, kept: dict[BaseTag, Any],
+                 added: list[DataElement], needed_creators: set[BaseTag], path: str) -> None:
         tag = elem.tag
         creator_tag = Tag(tag.group, tag.element >> 8)
         creator = None
@@ -253,7 +328,7 @@ class ProfileRun:
             creator = str(source[creator_tag].value or "").strip()
         safe = creator is not None and (tag.group, creator, tag.element & 0xFF) in self.safe_private
         if safe:
-            out.add(_copy_element(elem))
+            _keep(elem, kept, added)
             needed_creators.add(creator_tag)
         self._record(f"{path}{_tag_text(tag)}", f"Private:{creator or '?'}", "K" if safe else "X")
 
@@ -261,6 +336,14 @@ class ProfileRun:
         self.counts[action] += 1
         if action != "K":
             self.log.append(ActionRecord(where, keyword, action))
+
+
+def _keep(elem: Any, kept: dict[BaseTag, Any], added: list[DataElement]) -> None:
+    """Keep ``elem`` unchanged: a raw element as read, a decoded one as a copy."""
+    if elem.is_raw:
+        kept[elem.tag] = elem
+    else:
+        added.append(_copy_element(elem))
 
 
 def _tag_text(tag: BaseTag) -> str:

@@ -1,10 +1,18 @@
 """`voxelwise ingest`: DICOM from a center's folder into the de-identified study repository.
 
 For each series found by content under the source folder: every instance is de-identified
-(`voxelwise.deid`, keyed with the study's secret), written to the content-addressed store (or to
-``quarantine/`` when a person must check its pixels for burned-in text), read back as a volume
-and quality-controlled; then the center, patient, study, series and instances are recorded in one
-transaction per series. Re-running on the same folder stores nothing twice.
+(`voxelwise.deid`, keyed with the study's secret) in memory, checked (no identifier left in the
+header, pixel data unchanged), written to the content-addressed store (or to ``quarantine/`` when
+a person must check its pixels for burned-in text); the stored series is read back as a volume
+(its pixel data from the stored files) and quality-controlled; then the center, patient, study,
+series and instances are recorded in one transaction per series. Re-running on the same folder
+stores nothing twice.
+
+Instances are de-identified by worker processes, one per CPU, when a series has enough of them
+(`PARALLEL_MIN_INSTANCES`). Each source file is read and parsed once (besides the scan's header
+read); its de-identified file is encoded once in memory, hashed once and written once, and is on
+disk before the database refers to it. QC takes the header values the worker read from the
+de-identified dataset and the pixel data from the stored file, without parsing it again.
 
 What the repository keeps about a run holds no source file names or paths below the folder the
 user gave (they often contain names or IDs); the full report with file names is returned to the
@@ -15,20 +23,25 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import tempfile
-from collections import Counter
+import os
+import warnings
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pydicom
-from sqlalchemy import select
+from sqlalchemy import func, insert, select
 from tqdm import tqdm
 
 from voxelwise.deid import (
     DeidOptions,
     Pseudonymizer,
-    deidentify_file,
+    deidentify_bytes,
     load_or_create_key,
     pixel_data_sha256,
 )
@@ -36,20 +49,31 @@ from voxelwise.errors import InputError, VoxelwiseError
 from voxelwise.imaging.dicom import (
     DicomInstance,
     DicomSeriesInfo,
+    DicomStack,
+    Problem,
+    _instance,
+    _names,
+    _new_series,
+    _number,
+    apply_rescale,
+    check_slice_geometry,
     read_dicom_series,
     scan_dicom_folder,
+    select_images,
 )
+from voxelwise.imaging.volume import Volume
 from voxelwise.ingest.qc import QCThresholds, series_qc
 from voxelwise.store import (
     IngestRun,
     Instance,
+    ObjectStore,
     Patient,
     QCStatus,
     Repository,
     Series,
+    StoreError,
     Study,
     get_or_create_center,
-    get_or_create_instance,
     get_or_create_patient,
     get_or_create_series,
     get_or_create_study,
@@ -57,6 +81,11 @@ from voxelwise.store import (
 from voxelwise.store.models import utcnow
 
 KEY_FILE_NAME = "deid.key"
+PARALLEL_MIN_INSTANCES = 32
+"""Series with fewer new instances are de-identified in the ingesting process itself."""
+MAX_DEFAULT_WORKERS = 8
+"""Beyond this the ingesting process (scan, QC, database) is the bottleneck, not the workers."""
+_QUERY_CHUNK = 500  # UIDs per IN (...) query, well under every database's parameter limit
 
 
 def default_key_path(repository: Repository) -> Path:
@@ -148,6 +177,18 @@ def _parse_date(study_date: str | None) -> dt.date | None:
         return None
 
 
+@dataclass(frozen=True)
+class _PixelLocation:
+    """Where the native pixel data of a stored instance lie in its file, and how to read them."""
+
+    offset: int
+    dtype: str
+    rows: int
+    columns: int
+    bits_stored: int
+    bits_allocated: int
+
+
 @dataclass
 class _StoredInstance:
     sop_instance_uid: str
@@ -156,6 +197,20 @@ class _StoredInstance:
     pixel_sha256: str | None
     path: Path
     quarantine_reason: str = ""
+    qc: DicomInstance | None = None
+    """Header values of the de-identified instance that QC reads (clean instances only)."""
+    pixels: _PixelLocation | None = None
+    rescale: tuple[float, float] = (1.0, 0.0)
+    decoded: tuple[np.ndarray, float, float] | Exception | None = None
+    """Its pixel values and rescale, read back by the ingesting process (or why not)."""
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """A source file that could not be de-identified, and why."""
+
+    file: str
+    problem: str
 
 
 @dataclass
@@ -193,12 +248,126 @@ def _header(dataset: Any) -> _SeriesHeader:
     )
 
 
+class _InstanceWriter:
+    """De-identifies source files and stores the results.
+
+    Runs in the ingesting process or in a worker process (it is sent there once, at start-up);
+    it returns small records, never the files' bytes. What QC needs of a clean instance (header
+    values, where its native pixel data lie in the stored file) is taken from the de-identified
+    dataset that was just encoded, so the stored file is not parsed again.
+    """
+
+    def __init__(self, pseudonymizer: Pseudonymizer, options: DeidOptions, objects: ObjectStore,
+                 quarantine: Path) -> None:
+        self.pseudonymizer = pseudonymizer
+        self.options = options
+        self.objects = objects
+        self.quarantine = quarantine
+
+    def __call__(self, paths: list[Path]) -> list[_StoredInstance | _Failed]:
+        """De-identify and store these files; one record each, in order.
+
+        Storing a file (hashing it, writing it, flushing it to disk: work done outside the GIL)
+        runs in a thread while the next file is de-identified. Returns once every file is
+        stored.
+        """
+        results: list[_StoredInstance | _Failed] = []
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="voxelwise-store") as storage:
+            pending: deque[Future[None]] = deque()
+            for path in paths:
+                prepared = self._deidentify(Path(path))
+                if isinstance(prepared, _Failed):
+                    results.append(prepared)
+                    continue
+                record = prepared[0]
+                results.append(record)
+                pending.append(storage.submit(self._store, *prepared))
+                while len(pending) > _STORE_BACKLOG:
+                    pending.popleft().result()
+            for future in pending:
+                future.result()
+        return results
+
+    def _deidentify(self, path: Path) -> tuple[_StoredInstance, bytes, Any] | _Failed:
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            return _Failed(str(path), str(InputError(path, f"cannot be read: {error.strerror}")))
+        try:
+            # the pixel data are hashed by the storage thread, outside the GIL
+            result = deidentify_bytes(data, self.pseudonymizer, self.options, source=path,
+                                      hash_pixels=False)
+        except VoxelwiseError as error:
+            return _Failed(str(path), str(error))
+        dataset = result.dataset
+        number = dataset.get("InstanceNumber")
+        record = _StoredInstance(str(dataset.SOPInstanceUID),
+                                 int(number) if number not in (None, "") else None, "", None,
+                                 path, "; ".join(result.quarantine_reasons))
+        if not record.quarantine_reason:
+            pixels = dataset.get_item(0x7FE00010)
+            native = pixels is not None and pixels.value is not None \
+                and not (pixels.is_raw and pixels.length == 0xFFFFFFFF) \
+                and not getattr(pixels, "is_undefined_length", False)
+            record.qc = _instance(path, dataset, pixels is not None,
+                                  len(pixels.value) if native else None)  # path set when stored
+            record.pixels = _pixel_location(dataset, result.pixel_offset)
+            record.rescale = (_number(dataset, "RescaleSlope") or 1.0,
+                              _number(dataset, "RescaleIntercept") or 0.0)
+        return record, result.encoded or b"", dataset
+
+    def _store(self, record: _StoredInstance, encoded: bytes, dataset: Any) -> None:
+        """Into the clean store, or into quarantine when a person must look at the pixels.
+
+        Also hashes the pixel data (which `deidentify_bytes` checked are those written).
+        """
+        record.pixel_sha256 = pixel_data_sha256(dataset)
+        if record.quarantine_reason:
+            record.file_sha256 = _put_quarantine(self.quarantine, encoded)
+            record.path = self.quarantine / f"{record.file_sha256}.dcm"
+        else:
+            record.file_sha256 = self.objects.put_bytes(encoded)
+            record.path = self.objects.path_of(record.file_sha256)
+        if record.qc is not None:
+            record.qc.path = record.path
+
+
+_STORE_BACKLOG = 4  # encoded files waiting for the storage thread, at most
+_WORKER: _InstanceWriter | None = None
+
+
+def _start_worker(writer: _InstanceWriter) -> None:
+    global _WORKER
+    _WORKER = writer
+
+
+def _run_in_worker(paths: list[Path]) -> list[_StoredInstance | _Failed]:
+    assert _WORKER is not None, "worker process not started"
+    return _WORKER(paths)
+
+
+def _default_workers() -> int:
+    """One per CPU this process may use, at most `MAX_DEFAULT_WORKERS`."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return min(cpus, MAX_DEFAULT_WORKERS)
+
+
 class Ingester:
-    """Ingests the series of one center into a repository with one key and one QC policy."""
+    """Ingests the series of one center into a repository with one key and one QC policy.
+
+    ``workers``: processes that de-identify and store instances in parallel (default: one per
+    CPU, at most `MAX_DEFAULT_WORKERS`; 1 does everything in this process). They are started,
+    the platform's default way, when a series first has `PARALLEL_MIN_INSTANCES` new instances,
+    and stopped at the end of `ingest`.
+    """
 
     def __init__(self, repository: Repository, center: str, *, key_path: Path | None = None,
                  center_name: str | None = None, options: DeidOptions = DeidOptions(),
-                 thresholds: QCThresholds = QCThresholds(), progress: bool = True) -> None:
+                 thresholds: QCThresholds = QCThresholds(), progress: bool = True,
+                 workers: int | None = None) -> None:
         self.repository = repository
         self.center = center
         self.center_name = center_name
@@ -207,14 +376,21 @@ class Ingester:
         self.thresholds = thresholds
         self.progress = progress
         self.quarantine = repository.root / "quarantine"
+        self.workers = max(1, workers if workers is not None else _default_workers())
+        self._writer = _InstanceWriter(self.pseudonymizer, options, repository.objects,
+                                       self.quarantine)
+        self._pool: Executor | None = None
 
     # ---------------------------------------------------------------- one series
     def _stored_pixel_hashes(self, sop_instance_uids: list[str]) -> dict[str, str | None]:
         """Pixel hash of each of these (de-identified) SOP Instance UIDs already stored."""
+        found: dict[str, str | None] = {}
         with self.repository.session() as session:
-            rows = session.execute(select(Instance.sop_instance_uid, Instance.pixel_sha256)
-                                   .where(Instance.sop_instance_uid.in_(sop_instance_uids)))
-            return {uid: sha for uid, sha in rows}
+            for chunk in _chunks(sop_instance_uids):
+                rows = session.execute(select(Instance.sop_instance_uid, Instance.pixel_sha256)
+                                       .where(Instance.sop_instance_uid.in_(chunk)))
+                found.update({uid: sha for uid, sha in rows})
+        return found
 
     def _new_instances(self, info: DicomSeriesInfo, report: IngestReport
                        ) -> tuple[list[DicomInstance], int]:
@@ -237,32 +413,32 @@ class Ingester:
                                "data; nothing was overwritten"})
         return [i for uid, i in mapped.items() if uid not in stored], conflicts
 
-    def _deidentify(self, instances: list[DicomInstance], workdir: Path, report: IngestReport
-                    ) -> tuple[list[_StoredInstance], Any]:
-        """De-identify and store these instances; returns them and one output header."""
-        stored, header = [], None
-        for index, instance in enumerate(instances):
-            target = workdir / f"{index:06d}.dcm"
-            try:
-                result = deidentify_file(instance.path, target, self.pseudonymizer, self.options)
-            except VoxelwiseError as error:
-                report.skipped_files.append({"file": str(instance.path), "kind": "deid-failed",
-                                             "problem": str(error)})
+    def _deidentify(self, instances: list[DicomInstance], report: IngestReport
+                    ) -> list[_StoredInstance]:
+        """De-identify and store these instances (in worker processes when there are many)."""
+        paths = [instance.path for instance in instances]
+        if self.workers < 2 or len(paths) < PARALLEL_MIN_INSTANCES:
+            results: Iterable[_StoredInstance | _Failed] = self._writer(paths)
+        else:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(self.workers, initializer=_start_worker,
+                                                 initargs=(self._writer,))
+            size = max(1, min(16, len(paths) // (4 * self.workers)))
+            chunks = [paths[start:start + size] for start in range(0, len(paths), size)]
+            results = chain.from_iterable(self._pool.map(_run_in_worker, chunks))
+        stored = []
+        for result in results:  # in order, as the workers finish them
+            if isinstance(result, _Failed):
+                report.skipped_files.append({"file": result.file, "kind": "deid-failed",
+                                             "problem": result.problem})
                 continue
-            header = header or result.dataset
-            reason = "; ".join(result.quarantine_reasons)
-            if reason:
-                sha = _put_quarantine(self.quarantine, target)
-            else:
-                sha = self.repository.objects.put_file(target)
-            path = (self.quarantine / f"{sha}.dcm") if reason else \
-                self.repository.objects.path_of(sha)
-            number = result.dataset.get("InstanceNumber")
-            stored.append(_StoredInstance(str(result.dataset.SOPInstanceUID),
-                                          int(number) if number not in (None, "") else None,
-                                          sha, result.pixel_sha256_after, path, reason))
-            target.unlink()
-        return stored, header
+            if result.qc is not None:  # read back for QC now, while the workers go on
+                try:
+                    result.decoded = _decode_stored(result)
+                except Exception as error:  # damaged data fail in many ways
+                    result.decoded = error
+            stored.append(result)
+        return stored
 
     def ingest_series(self, info: DicomSeriesInfo, report: IngestReport) -> SeriesOutcome:
         """De-identify, store, QC and record the instances of one series not stored yet."""
@@ -271,10 +447,12 @@ class Ingester:
         if not new:
             return SeriesOutcome(series_uid, "conflict" if conflicts else "already stored", 0,
                                  reason=f"{conflicts} instance(s) conflict" if conflicts else "")
-        with tempfile.TemporaryDirectory(prefix="voxelwise-ingest-") as workdir:
-            stored, header = self._deidentify(new, Path(workdir), report)
-        if header is None:
+        stored = self._deidentify(new, report)
+        if not stored:
             return SeriesOutcome(series_uid, "failed", 0, reason="no instance could be stored")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            header = pydicom.dcmread(stored[0].path, stop_before_pixels=True)
         fields = _header(header)
         quarantined = [s for s in stored if s.quarantine_reason]
         outcome = SeriesOutcome(series_uid, "quarantined" if quarantined else "stored",
@@ -283,8 +461,7 @@ class Ingester:
         if quarantined:
             outcome.reason = quarantined[0].quarantine_reason
         else:
-            paths = [s.path for s in stored] + self._stored_paths(series_uid)
-            geometry, outcome.qc_flags = self._qc(paths)
+            geometry, outcome.qc_flags = self._qc(series_uid, stored, header)
         if conflicts:
             outcome.reason = f"{conflicts} instance(s) conflict with stored ones; not overwritten"
         self._record(fields, stored, geometry, outcome)
@@ -297,10 +474,19 @@ class Ingester:
                 Series.series_instance_uid == series_uid, Instance.quarantined.is_(False)))
             return [self.repository.objects.path_of(sha) for sha in shas if sha]
 
-    def _qc(self, paths: list[Path]) -> tuple[dict[str, Any], list[dict[str, str]]]:
-        """Read the stored (de-identified) files back as a volume and run the QC checks."""
+    def _qc(self, series_uid: str, stored: list[_StoredInstance], header: Any
+            ) -> tuple[dict[str, Any], list[dict[str, str]]]:
+        """The stored (de-identified) series as a volume, and the QC checks on it.
+
+        A series some of whose instances earlier runs stored is read back from the store whole;
+        otherwise from what the writers recorded (`_stored_volume`).
+        """
+        earlier = self._stored_paths(series_uid)
         try:
-            volume = read_dicom_series(paths)
+            if earlier:
+                volume = read_dicom_series([s.path for s in stored] + earlier)
+            else:
+                volume = _stored_volume(stored, header)
         except VoxelwiseError as error:
             return {}, [{"flag": "unreadable", "detail": str(error).split(": ", 1)[-1]}]
         report = volume.meta.get("report", {})
@@ -314,7 +500,7 @@ class Ingester:
 
     def _record(self, fields: _SeriesHeader, stored: list[_StoredInstance],
                 geometry: dict[str, Any], outcome: SeriesOutcome) -> None:
-        """One transaction: center, patient, study, series, instances."""
+        """One transaction: center, patient, study, series, instances (inserted together)."""
         with self.repository.session() as session:
             center = get_or_create_center(session, self.center, self.center_name)
             # a patient seen at several centers stays filed under the first one
@@ -329,13 +515,9 @@ class Ingester:
                 series_description=fields.series_description, manufacturer=fields.manufacturer,
                 convolution_kernel=fields.convolution_kernel,
                 slice_thickness_mm=fields.slice_thickness_mm, **geometry)
-            for item in stored:
-                get_or_create_instance(
-                    session, series, item.sop_instance_uid, instance_number=item.instance_number,
-                    file_sha256=item.file_sha256, pixel_sha256=item.pixel_sha256,
-                    quarantined=bool(item.quarantine_reason),
-                    quarantine_reason=item.quarantine_reason or None)
-            series.instance_count = len(series.instances)
+            _insert_instances(session, series, stored)
+            series.instance_count = session.scalar(
+                select(func.count()).select_from(Instance).where(Instance.series_id == series.id))
             series.quarantined = outcome.status == "quarantined"
             series.quarantine_reason = outcome.reason or None
             series.qc_flags = list(outcome.qc_flags)
@@ -363,13 +545,18 @@ class Ingester:
         started = utcnow()
         bar = tqdm(scan.series, desc=f"ingest {self.center}", unit="series",
                    disable=not self.progress)
-        for info in bar:
-            try:
-                report.series.append(self.ingest_series(info, report))
-            except VoxelwiseError as error:
-                report.series.append(SeriesOutcome(
-                    self.pseudonymizer.uid(info.series_instance_uid), "failed",
-                    reason=str(error)))
+        try:
+            for info in bar:
+                try:
+                    report.series.append(self.ingest_series(info, report))
+                except VoxelwiseError as error:
+                    report.series.append(SeriesOutcome(
+                        self.pseudonymizer.uid(info.series_instance_uid), "failed",
+                        reason=str(error)))
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(cancel_futures=True)
+                self._pool = None
         self._record_run(report, started)
         return report
 
@@ -390,17 +577,138 @@ def _source_label(source: str) -> str:
     return f"{path.name} (path sha256 {hashlib.sha256(str(path).encode()).hexdigest()[:12]})"
 
 
-def _put_quarantine(folder: Path, file: Path) -> str:
+def _put_quarantine(folder: Path, data: bytes) -> str:
     """Keep a de-identified instance that needs review apart from the clean store."""
     from voxelwise.fileio import atomic_path
 
-    data = file.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
     target = folder / f"{sha}.dcm"
     if not target.exists():
         with atomic_path(target) as temporary:
             temporary.write_bytes(data)
     return sha
+
+
+def _chunks(values: list[str], size: int = _QUERY_CHUNK) -> Iterator[list[str]]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def _insert_instances(session: Any, series: Series, stored: list[_StoredInstance]) -> None:
+    """Insert the instances not in the database yet, in one statement.
+
+    An instance UID already filed under another series is a `StoreError`, as in
+    `voxelwise.store.get_or_create_instance`; under this series it is left as it is.
+    """
+    uids = [item.sop_instance_uid for item in stored]
+    existing: dict[str, int] = {}
+    for chunk in _chunks(uids):
+        existing.update(session.execute(select(Instance.sop_instance_uid, Instance.series_id)
+                                        .where(Instance.sop_instance_uid.in_(chunk))).all())
+    for uid, series_id in existing.items():
+        if series_id != series.id:
+            other = session.get(Series, series_id)
+            raise StoreError(f"instance {uid} is already filed under series "
+                             f"{other.series_instance_uid if other else series_id}, "
+                             f"not {series.series_instance_uid}")
+    rows = [{"series_id": series.id, "sop_instance_uid": item.sop_instance_uid,
+             "instance_number": item.instance_number, "file_sha256": item.file_sha256,
+             "pixel_sha256": item.pixel_sha256, "quarantined": bool(item.quarantine_reason),
+             "quarantine_reason": item.quarantine_reason or None}
+            for item in stored if item.sop_instance_uid not in existing]
+    if rows:
+        session.execute(insert(Instance), rows)
+
+
+def _pixel_location(dataset: Any, offset: int | None) -> _PixelLocation | None:
+    """Where and how to read native single-frame grey-level Pixel Data in the encoded file.
+
+    ``None`` (pydicom then decodes the stored file) for encapsulated, multi-frame, colour or
+    otherwise unusual pixel data.
+    """
+    if offset is None or "PixelData" not in dataset:
+        return None
+    syntax = dataset.file_meta.TransferSyntaxUID
+    rows, columns = _number(dataset, "Rows", int) or 0, _number(dataset, "Columns", int) or 0
+    allocated = _number(dataset, "BitsAllocated", int)
+    stored = _number(dataset, "BitsStored", int)
+    representation = _number(dataset, "PixelRepresentation", int)
+    if (syntax.is_compressed or (_number(dataset, "SamplesPerPixel", int) or 1) != 1
+            or (_number(dataset, "NumberOfFrames", int) or 1) != 1
+            or allocated not in (8, 16, 32) or not stored or not 0 < stored <= allocated
+            or representation not in (0, 1) or rows <= 0 or columns <= 0
+            or len(dataset.get_item(0x7FE00010).value or b"") < rows * columns * allocated // 8):
+        return None
+    dtype = f"{'<' if syntax.is_little_endian else '>'}{'iu'[representation == 0]}{allocated // 8}"
+    return _PixelLocation(offset, dtype, rows, columns, stored, allocated)
+
+
+def _decode_stored(item: _StoredInstance) -> tuple[np.ndarray, float, float]:
+    """Stored pixel values of one clean instance and its Rescale Slope and Intercept.
+
+    Native pixel data are read from the stored file at their place, as pydicom decodes them
+    (unused high bits cleared, sign extended); anything else is decoded by pydicom.
+    """
+    location, expected = item.pixels, (item.qc.rows, item.qc.columns)  # type: ignore[union-attr]
+    if location is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dataset = pydicom.dcmread(item.path)
+            pixels = dataset.pixel_array
+        rescale = (_number(dataset, "RescaleSlope") or 1.0,
+                   _number(dataset, "RescaleIntercept") or 0.0)
+    else:
+        count = location.rows * location.columns
+        pixels = np.fromfile(item.path, dtype=location.dtype, count=count, offset=location.offset)
+        if pixels.size != count:
+            raise ValueError(f"{pixels.size} of {count} pixel values in the stored file")
+        pixels = pixels.reshape(location.rows, location.columns)
+        unused = location.bits_allocated - location.bits_stored
+        if unused:
+            pixels = np.right_shift(np.left_shift(pixels, unused), unused)
+        rescale = item.rescale
+    if pixels.shape != expected:
+        raise ValueError(f"decoded {pixels.shape}, the header says {expected[0]} x {expected[1]}")
+    return pixels, *rescale
+
+
+def _stored_volume(stored: list[_StoredInstance], header: Any) -> Volume:
+    """The stored series as `read_dicom_series` reads it from the stored files.
+
+    The same steps (image selection, decoding, slice geometry, rescaling, grid correction) on
+    the header values each writer took from the de-identified dataset it encoded and on pixel
+    data read from the stored bytes, instead of parsing every stored file again.
+    """
+    by_path = {item.path: item for item in stored}
+    instances = sorted((item.qc for item in stored if item.qc is not None),
+                       key=lambda instance: instance.path)
+    series = _new_series(header)
+    series.instances = instances
+    root = Path(os.path.commonpath([instance.path.parent for instance in instances]))
+    images, problems = select_images(instances)
+    decoded: dict[Path, tuple[np.ndarray, float, float]] = {}
+    failed = []
+    for instance in images:
+        result = by_path[instance.path].decoded
+        if isinstance(result, Exception):
+            failed.append((instance.path, result))
+        elif result is not None:
+            decoded[instance.path] = result
+    if failed:
+        paths = [path for path, _ in failed]
+        problems.append(Problem(
+            "truncated", f"{len(failed)} file(s) could not be decoded (truncated or damaged; "
+            f"{failed[0][0].name}: {failed[0][1]}); skipped: {_names(paths)}",
+            [str(path) for path in paths], images[0].series_instance_uid))
+    if not decoded:
+        reasons = "; ".join(p.message for p in problems if p.series_instance_uid)
+        raise InputError(root, f"series {series.series_instance_uid} has no readable image "
+                         f"slice ({reasons or 'no image files'})")
+    report = check_slice_geometry([i for i in images if i.path in decoded])
+    problems += report.problems
+    raws = [decoded[path][0] for path in report.files]
+    rescales = [decoded[path][1:] for path in report.files]
+    return DicomStack(apply_rescale(raws, rescales), report, series, problems, root).to_volume()
 
 
 def _update_days_since_first_study(studies: list[Study]) -> None:
@@ -417,8 +725,12 @@ def ingest_folder(source: str | Path, repository: Repository, center: str, *,
                   key_path: Path | None = None, center_name: str | None = None,
                   options: DeidOptions = DeidOptions(),
                   thresholds: QCThresholds = QCThresholds(),
-                  progress: bool = True) -> IngestReport:
-    """De-identify and store every DICOM series under ``source`` for ``center``."""
+                  progress: bool = True, workers: int | None = None) -> IngestReport:
+    """De-identify and store every DICOM series under ``source`` for ``center``.
+
+    ``workers``: processes de-identifying in parallel (default one per CPU; see `Ingester`).
+    """
     ingester = Ingester(repository, center, key_path=key_path, center_name=center_name,
-                        options=options, thresholds=thresholds, progress=progress)
+                        options=options, thresholds=thresholds, progress=progress,
+                        workers=workers)
     return ingester.ingest(Path(source))
