@@ -693,6 +693,17 @@ def read_dicom_slices(source: PathLike | Sequence[PathLike] | DicomSeriesInfo,
     images, selection = select_images(series.instances)
     problems += selection
     decoded = _decode_all(images, problems) if images else {}
+    return stack_decoded(root, series, images, decoded, problems, scan)
+
+
+def stack_decoded(root: Path, series: DicomSeriesInfo, images: list[DicomInstance],
+                  decoded: dict[Path, tuple[np.ndarray, float, float]], problems: list[Problem],
+                  scan: DicomScan | None = None) -> DicomStack:
+    """Sort decoded slices along the normal, check their geometry and rescale them to a stack.
+
+    ``decoded`` maps each readable file to (stored pixels, slope, intercept); `InputError` when
+    no slice of the series could be decoded.
+    """
     if not decoded:
         reasons = "; ".join(p.message for p in problems if p.series_instance_uid)
         raise InputError(root, f"series {series.series_instance_uid} has no readable image "

@@ -49,17 +49,15 @@ from voxelwise.errors import InputError, VoxelwiseError
 from voxelwise.imaging.dicom import (
     DicomInstance,
     DicomSeriesInfo,
-    DicomStack,
     Problem,
     _instance,
     _names,
     _new_series,
     _number,
-    apply_rescale,
-    check_slice_geometry,
     read_dicom_series,
     scan_dicom_folder,
     select_images,
+    stack_decoded,
 )
 from voxelwise.imaging.volume import Volume
 from voxelwise.ingest.qc import QCThresholds, series_qc
@@ -700,15 +698,7 @@ def _stored_volume(stored: list[_StoredInstance], header: Any) -> Volume:
             "truncated", f"{len(failed)} file(s) could not be decoded (truncated or damaged; "
             f"{failed[0][0].name}: {failed[0][1]}); skipped: {_names(paths)}",
             [str(path) for path in paths], images[0].series_instance_uid))
-    if not decoded:
-        reasons = "; ".join(p.message for p in problems if p.series_instance_uid)
-        raise InputError(root, f"series {series.series_instance_uid} has no readable image "
-                         f"slice ({reasons or 'no image files'})")
-    report = check_slice_geometry([i for i in images if i.path in decoded])
-    problems += report.problems
-    raws = [decoded[path][0] for path in report.files]
-    rescales = [decoded[path][1:] for path in report.files]
-    return DicomStack(apply_rescale(raws, rescales), report, series, problems, root).to_volume()
+    return stack_decoded(root, series, images, decoded, problems).to_volume()
 
 
 def _update_days_since_first_study(studies: list[Study]) -> None:
