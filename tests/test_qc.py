@@ -48,3 +48,16 @@ def test_reader_problems_become_flags() -> None:
 def test_non_ct_skips_hu_checks() -> None:
     mr = Volume(np.full((4, 16, 16), 3500, np.int16), meta={"modality": "MR"})
     assert _flags(mr) == set()
+
+
+def test_above_matches_numpy_comparison_without_float64() -> None:
+    from voxelwise.ingest.qc import above
+
+    values = np.array([-32768, -1001, -1000, -500, 0, 2999, 3000, 3001, 32767], np.int16)
+    for threshold in (-1e6, -32768.5, -1000.5, -500.0, 2999.9, 3000.0, 32767.0, 1e6):
+        assert np.array_equal(above(values, threshold), values.astype(np.float64) > threshold)
+    unsigned = np.array([0, 1, 4095], np.uint16)
+    assert np.array_equal(above(unsigned, -0.5), [True, True, True])
+    assert np.array_equal(above(unsigned, 1.5), [False, False, True])
+    floats = np.array([0.5, 3000.25], np.float32)
+    assert np.array_equal(above(floats, 3000.0), [False, True])

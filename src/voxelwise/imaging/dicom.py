@@ -177,7 +177,8 @@ class DicomSeriesReport:
 
 
 # ---------------------------------------------------------------------------------- helpers
-def _names(paths: Sequence[PathLike]) -> str:
+def file_names_text(paths: Sequence[PathLike]) -> str:
+    """The first few file names of ``paths`` and how many more, for a problem message."""
     names = [Path(p).name for p in paths]
     shown = ", ".join(names[:_NAMES_SHOWN])
     return shown if len(names) <= _NAMES_SHOWN else f"{shown} and {len(names) - _NAMES_SHOWN} more"
@@ -195,7 +196,8 @@ def _floats(value: Any, count: int) -> tuple[float, ...] | None:
     return numbers if len(numbers) == count and np.all(np.isfinite(numbers)) else None
 
 
-def _number(dataset: pydicom.Dataset, keyword: str, kind: type = float) -> Any:
+def header_number(dataset: pydicom.Dataset, keyword: str, kind: type = float) -> Any:
+    """``kind(dataset.keyword)``, or ``None`` when the element is missing, empty or invalid."""
     try:
         value = dataset.get(keyword)
         return None if value in (None, "") else kind(value)
@@ -256,16 +258,22 @@ def _pixel_element(fp: Any, dataset: pydicom.Dataset) -> tuple[bool, int | None]
     return True, max(0, min(length, size - start - header))
 
 
-def _instance(path: Path, dataset: pydicom.Dataset, has_pixels: bool,
-              pixel_bytes: int | None) -> DicomInstance:
-    rows, columns = _number(dataset, "Rows", int) or 0, _number(dataset, "Columns", int) or 0
-    frames = _number(dataset, "NumberOfFrames", int) or 1
-    samples = _number(dataset, "SamplesPerPixel", int) or 1
-    bits = _number(dataset, "BitsAllocated", int) or 16
+def instance_from_header(path: Path, dataset: pydicom.Dataset, has_pixels: bool,
+                         pixel_bytes: int | None) -> DicomInstance:
+    """The `DicomInstance` of the file ``path`` whose header is ``dataset``.
+
+    ``has_pixels``: it has a pixel data element; ``pixel_bytes``: the native pixel bytes present
+    (``None`` when encapsulated or unknown).
+    """
+    rows = header_number(dataset, "Rows", int) or 0
+    columns = header_number(dataset, "Columns", int) or 0
+    frames = header_number(dataset, "NumberOfFrames", int) or 1
+    samples = header_number(dataset, "SamplesPerPixel", int) or 1
+    bits = header_number(dataset, "BitsAllocated", int) or 16
     return DicomInstance(
         path=path, sop_instance_uid=str(dataset.get("SOPInstanceUID", "")),
         series_instance_uid=str(dataset.get("SeriesInstanceUID", "")),
-        instance_number=_number(dataset, "InstanceNumber", int),
+        instance_number=header_number(dataset, "InstanceNumber", int),
         image_position_patient=_floats(dataset.get("ImagePositionPatient"), 3),
         image_orientation_patient=_floats(dataset.get("ImageOrientationPatient"), 6),
         pixel_spacing=_floats(dataset.get("PixelSpacing"), 2),
@@ -274,9 +282,9 @@ def _instance(path: Path, dataset: pydicom.Dataset, has_pixels: bool,
         has_pixel_data=has_pixels, pixel_bytes=pixel_bytes,
         expected_pixel_bytes=rows * columns * frames * samples * bits // 8,
         number_of_frames=frames, samples_per_pixel=samples,
-        slice_thickness=_number(dataset, "SliceThickness"),
-        spacing_between_slices=_number(dataset, "SpacingBetweenSlices"),
-        gantry_detector_tilt=_number(dataset, "GantryDetectorTilt"),
+        slice_thickness=header_number(dataset, "SliceThickness"),
+        spacing_between_slices=header_number(dataset, "SpacingBetweenSlices"),
+        gantry_detector_tilt=header_number(dataset, "GantryDetectorTilt"),
     )
 
 
@@ -296,7 +304,7 @@ def _scan_file(path: Path) -> tuple[DicomInstance | None, pydicom.Dataset | None
     if not dataset.get("SeriesInstanceUID"):
         return None, None, Problem("not-image", f"{path.name}: DICOM file without a Series "
                                    "Instance UID (e.g. a DICOMDIR); skipped", [str(path)])
-    return _instance(path, dataset, has_pixels, pixel_bytes), dataset, None
+    return instance_from_header(path, dataset, has_pixels, pixel_bytes), dataset, None
 
 
 def _series_attributes(dataset: pydicom.Dataset) -> dict[str, Any]:
@@ -313,13 +321,14 @@ def _series_attributes(dataset: pydicom.Dataset) -> dict[str, Any]:
     return values
 
 
-def _new_series(dataset: pydicom.Dataset) -> DicomSeriesInfo:
+def series_from_header(dataset: pydicom.Dataset) -> DicomSeriesInfo:
+    """A `DicomSeriesInfo` (no instances yet) from the header of one of its instances."""
     return DicomSeriesInfo(
         series_instance_uid=str(dataset.SeriesInstanceUID),
         study_instance_uid=str(dataset.get("StudyInstanceUID", "")),
         modality=str(dataset.get("Modality", "")),
         series_description=str(dataset.get("SeriesDescription", "")),
-        series_number=_number(dataset, "SeriesNumber", int), instances=[],
+        series_number=header_number(dataset, "SeriesNumber", int), instances=[],
         attributes=_series_attributes(dataset),
     )
 
@@ -356,7 +365,7 @@ def scan_dicom_folder(source: PathLike | Sequence[PathLike]) -> DicomScan:
         if problem is not None:
             problems.append(problem)
             continue
-        info = series.get(instance.series_instance_uid) or _new_series(dataset)
+        info = series.get(instance.series_instance_uid) or series_from_header(dataset)
         series[info.series_instance_uid] = info
         info.instances.append(instance)
     ordered = sorted(series.values(), key=lambda s: s.series_instance_uid)
@@ -388,8 +397,8 @@ def _split(instances: list[DicomInstance], rejected: Any, kind: str, why: str,
     if bad:
         uid = bad[0].series_instance_uid
         paths = [i.path for i in bad]
-        problems.append(Problem(kind, f"{len(bad)} file(s) {why}; skipped: {_names(paths)}",
-                                _files(paths), uid))
+        problems.append(Problem(kind, f"{len(bad)} file(s) {why}; skipped: "
+                                f"{file_names_text(paths)}", _files(paths), uid))
     return [i for i in instances if not rejected(i)]
 
 
@@ -443,7 +452,7 @@ def _deduplicate(instances: list[DicomInstance], positions: np.ndarray,
             "duplicate-position",
             f"{len(dropped)} slice(s) share a position with another slice (e.g. "
             f"{first[1].name} and {first[0].name} at {positions[dropped[0]]:.3f} mm); kept the "
-            f"first file of each, skipped {_names([instances[k].path for k in dropped])}",
+            f"first file of each, skipped {file_names_text([instances[k].path for k in dropped])}",
             files, instances[0].series_instance_uid))
     return kept
 
@@ -618,7 +627,7 @@ def _describe(series: DicomSeriesInfo) -> str:
 
 def _multiple_series_problem(chosen: DicomSeriesInfo, others: list[DicomSeriesInfo]) -> Problem:
     files = [f for s in others for f in s.files]
-    listed = "; ".join(f"{_describe(s)}: {_names(s.files)}" for s in others[:_NAMES_SHOWN])
+    listed = "; ".join(f"{_describe(s)}: {file_names_text(s.files)}" for s in others[:_NAMES_SHOWN])
     return Problem("multiple-series", f"{len(others) + 1} series found; read the largest, "
                    f"{_describe(chosen)}; not read: {listed}", _files(files))
 
@@ -632,8 +641,8 @@ def _decode(instance: DicomInstance) -> tuple[np.ndarray, float, float]:
     if pixels.shape != (instance.rows, instance.columns):
         raise ValueError(f"decoded {pixels.shape}, the header says {instance.rows} x "
                          f"{instance.columns}")
-    slope = _number(dataset, "RescaleSlope") or 1.0
-    intercept = _number(dataset, "RescaleIntercept") or 0.0
+    slope = header_number(dataset, "RescaleSlope") or 1.0
+    intercept = header_number(dataset, "RescaleIntercept") or 0.0
     return pixels, slope, intercept
 
 
@@ -649,7 +658,7 @@ def _decode_all(images: list[DicomInstance], problems: list[Problem]
         paths = [p for p, _ in failed]
         problems.append(Problem(
             "truncated", f"{len(failed)} file(s) could not be decoded (truncated or damaged; "
-            f"{failed[0][0].name}: {failed[0][1]}); skipped: {_names(paths)}",
+            f"{failed[0][0].name}: {failed[0][1]}); skipped: {file_names_text(paths)}",
             _files(paths), images[0].series_instance_uid))
     return decoded
 

@@ -50,13 +50,13 @@ from voxelwise.imaging.dicom import (
     DicomInstance,
     DicomSeriesInfo,
     Problem,
-    _instance,
-    _names,
-    _new_series,
-    _number,
+    file_names_text,
+    header_number,
+    instance_from_header,
     read_dicom_series,
     scan_dicom_folder,
     select_images,
+    series_from_header,
     stack_decoded,
 )
 from voxelwise.imaging.volume import Volume
@@ -307,11 +307,11 @@ class _InstanceWriter:
             native = pixels is not None and pixels.value is not None \
                 and not (pixels.is_raw and pixels.length == 0xFFFFFFFF) \
                 and not getattr(pixels, "is_undefined_length", False)
-            record.qc = _instance(path, dataset, pixels is not None,
+            record.qc = instance_from_header(path, dataset, pixels is not None,
                                   len(pixels.value) if native else None)  # path set when stored
             record.pixels = _pixel_location(dataset, result.pixel_offset)
-            record.rescale = (_number(dataset, "RescaleSlope") or 1.0,
-                              _number(dataset, "RescaleIntercept") or 0.0)
+            record.rescale = (header_number(dataset, "RescaleSlope") or 1.0,
+                              header_number(dataset, "RescaleIntercept") or 0.0)
         return record, result.encoded or b"", dataset
 
     def _store(self, record: _StoredInstance, encoded: bytes, dataset: Any) -> None:
@@ -627,12 +627,13 @@ def _pixel_location(dataset: Any, offset: int | None) -> _PixelLocation | None:
     if offset is None or "PixelData" not in dataset:
         return None
     syntax = dataset.file_meta.TransferSyntaxUID
-    rows, columns = _number(dataset, "Rows", int) or 0, _number(dataset, "Columns", int) or 0
-    allocated = _number(dataset, "BitsAllocated", int)
-    stored = _number(dataset, "BitsStored", int)
-    representation = _number(dataset, "PixelRepresentation", int)
-    if (syntax.is_compressed or (_number(dataset, "SamplesPerPixel", int) or 1) != 1
-            or (_number(dataset, "NumberOfFrames", int) or 1) != 1
+    rows = header_number(dataset, "Rows", int) or 0
+    columns = header_number(dataset, "Columns", int) or 0
+    allocated = header_number(dataset, "BitsAllocated", int)
+    stored = header_number(dataset, "BitsStored", int)
+    representation = header_number(dataset, "PixelRepresentation", int)
+    if (syntax.is_compressed or (header_number(dataset, "SamplesPerPixel", int) or 1) != 1
+            or (header_number(dataset, "NumberOfFrames", int) or 1) != 1
             or allocated not in (8, 16, 32) or not stored or not 0 < stored <= allocated
             or representation not in (0, 1) or rows <= 0 or columns <= 0
             or len(dataset.get_item(0x7FE00010).value or b"") < rows * columns * allocated // 8):
@@ -653,8 +654,8 @@ def _decode_stored(item: _StoredInstance) -> tuple[np.ndarray, float, float]:
             warnings.simplefilter("ignore")
             dataset = pydicom.dcmread(item.path)
             pixels = dataset.pixel_array
-        rescale = (_number(dataset, "RescaleSlope") or 1.0,
-                   _number(dataset, "RescaleIntercept") or 0.0)
+        rescale = (header_number(dataset, "RescaleSlope") or 1.0,
+                   header_number(dataset, "RescaleIntercept") or 0.0)
     else:
         count = location.rows * location.columns
         pixels = np.fromfile(item.path, dtype=location.dtype, count=count, offset=location.offset)
@@ -680,7 +681,7 @@ def _stored_volume(stored: list[_StoredInstance], header: Any) -> Volume:
     by_path = {item.path: item for item in stored}
     instances = sorted((item.qc for item in stored if item.qc is not None),
                        key=lambda instance: instance.path)
-    series = _new_series(header)
+    series = series_from_header(header)
     series.instances = instances
     root = Path(os.path.commonpath([instance.path.parent for instance in instances]))
     images, problems = select_images(instances)
@@ -696,7 +697,7 @@ def _stored_volume(stored: list[_StoredInstance], header: Any) -> Volume:
         paths = [path for path, _ in failed]
         problems.append(Problem(
             "truncated", f"{len(failed)} file(s) could not be decoded (truncated or damaged; "
-            f"{failed[0][0].name}: {failed[0][1]}); skipped: {_names(paths)}",
+            f"{failed[0][0].name}: {failed[0][1]}); skipped: {file_names_text(paths)}",
             [str(path) for path in paths], images[0].series_instance_uid))
     return stack_decoded(root, series, images, decoded, problems).to_volume()
 

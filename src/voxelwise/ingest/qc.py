@@ -7,6 +7,7 @@ series with no flag passes; a flagged one waits for a person to accept or exclud
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -51,6 +52,26 @@ class QCFlag:
         return asdict(self)
 
 
+def above(array: np.ndarray, threshold: float) -> np.ndarray:
+    """``array > threshold`` computed in the array's own dtype, without a float64 copy.
+
+    NumPy compares an integer array with a Python float by converting the whole array to
+    float64 (8 bytes a voxel, for a 512 x 512 x 200 CT 420 MB); for integers ``a > t`` is
+    ``a > floor(t)``, so the threshold is brought into the array's type instead (a threshold
+    beyond the type's range gives all False or all True).
+    """
+    if np.issubdtype(array.dtype, np.integer):
+        info, limit = np.iinfo(array.dtype), math.floor(threshold)
+        if limit >= info.max:
+            return np.zeros(array.shape, bool)
+        if limit < info.min:
+            return np.ones(array.shape, bool)
+        return array > array.dtype.type(limit)
+    if np.issubdtype(array.dtype, np.floating):
+        return array > array.dtype.type(threshold)
+    return array > threshold
+
+
 def _normal_angle_deg(volume: Volume) -> float:
     """Angle between the slice stacking axis (axis 0) and the patient's z axis."""
     return float(np.degrees(np.arccos(min(1.0, abs(volume.direction[2, 0])))))
@@ -61,7 +82,9 @@ def _edge_body_fraction(volume: Volume, body_hu: float) -> float:
     array = volume.array
     border = np.concatenate([array[:, 0, :], array[:, -1, :], array[:, :, 0], array[:, :, -1]],
                             axis=1)
-    return float((border > body_hu).mean(axis=1).max()) if border.size else 0.0
+    if not border.size:
+        return 0.0
+    return float(np.count_nonzero(above(border, body_hu), axis=1).max() / border.shape[1])
 
 
 def series_qc(volume: Volume, thresholds: QCThresholds = QCThresholds()) -> list[QCFlag]:
@@ -77,7 +100,8 @@ def series_qc(volume: Volume, thresholds: QCThresholds = QCThresholds()) -> list
     angle = _normal_angle_deg(volume)
     if angle > thresholds.max_normal_angle_deg:
         flags.append(QCFlag("non-axial", f"slice normal {angle:.1f} deg from the head-foot axis"))
-    metal = float((volume.array > thresholds.metal_hu).mean())
+    array = volume.array
+    metal = np.count_nonzero(above(array, thresholds.metal_hu)) / max(array.size, 1)
     if metal > thresholds.max_metal_fraction:
         flags.append(QCFlag("metal-artefact", f"{metal:.4%} of voxels above "
                             f"{thresholds.metal_hu:.0f} HU"))
