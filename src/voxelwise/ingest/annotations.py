@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from voxelwise.data.repository import load_series_volume
 from voxelwise.errors import InputError
+from voxelwise.imaging.dicom_seg import read_segmentation, segmentation_on_grid
 from voxelwise.imaging.nifti import read_nifti, write_nifti
 from voxelwise.imaging.volume import Volume
 from voxelwise.ingest.pipeline import open_pseudonymizer
@@ -153,57 +154,19 @@ def csv_columns(path: Path) -> set[str]:
         return set(next(csv.reader(handle), []))
 
 
-def _seg_label_volume(path: Path) -> tuple[Volume, str, dict[str, str]]:
-    """A DICOM SEG as one label map (segment numbers as labels) and its referenced series."""
-    import highdicom as hd
-
-    try:
-        seg = hd.seg.segread(path)
-    except Exception as error:  # pydicom/highdicom raise many types for bad files
-        raise InputError(path, f"not a readable DICOM Segmentation ({error})") from error
-    referenced = seg.get("ReferencedSeriesSequence")
-    if not referenced:
-        raise InputError(path, "the Segmentation names no referenced series")
-    series_uid = str(referenced[0].SeriesInstanceUID)
-    try:
-        volume = seg.get_volume(combine_segments=True, relabel=False)
-    except Exception as error:
-        raise InputError(path, f"the Segmentation's frames do not form a volume ({error})"
-                         ) from error
-    affine = np.asarray(volume.affine, dtype=np.float64)  # highdicom: index (slice, row, col)
-    linear = affine[:3, :3]
-    spacing = np.linalg.norm(linear, axis=0)
-    labels = Volume(np.asarray(volume.array), tuple(spacing), tuple(affine[:3, 3]),
-                    linear / spacing)
-    names = {str(s.SegmentNumber): str(s.SegmentLabel) for s in seg.SegmentSequence}
-    return labels, series_uid, names
-
-
 def import_seg(path: str | Path, repository: Repository, *, key_path: Path | None = None,
                author: str | None = None, source: str | None = None) -> AnnotationImport:
     """Attach a DICOM SEG to the series it references, as a label map on that series' grid."""
     path = Path(path)
-    labels, series_uid, names = _seg_label_volume(path)
+    segmentation = read_segmentation(path)
     with repository.session() as session:
-        series = resolve_series(session, repository, series_uid, key_path)
+        series = resolve_series(session, repository, segmentation.referenced_series_uid,
+                                key_path)
         image = load_series_volume(repository, series)
-    labels = _place_on_grid(path, labels, image)
+    labels = segmentation_on_grid(segmentation, image)
+    names = {str(k): v for k, v in segmentation.segment_names.items()}
     return _attach_label_volume(repository, path, labels, series.series_instance_uid, "seg",
                                 key_path, names, author, source)
-
-
-def _place_on_grid(path: Path, labels: Volume, image: Volume) -> Volume:
-    """A SEG holds only the frames that contain segments: put them onto the image grid."""
-    index = np.round(image.lps_to_index(labels.index_to_lps(
-        np.argwhere(np.ones(labels.shape, bool))))).astype(int)
-    inside = np.all((index >= 0) & (index < np.asarray(image.shape)), axis=1)
-    values = labels.array.reshape(-1)
-    if not inside.all() and values[~inside].any():
-        raise InputError(path, "segmented voxels fall outside the referenced series' volume")
-    array = np.zeros(image.shape, dtype=labels.array.dtype)
-    kept = index[inside]
-    array[kept[:, 0], kept[:, 1], kept[:, 2]] = values[inside]
-    return image.with_array(array)
 
 
 def import_fiducials(path: str | Path, repository: Repository, *,
