@@ -1,0 +1,13 @@
+"""The training loop shared by every task (`fit`), its configuration and device helpers."""
+
+from voxelwise.training.loop import (
+    TrainingConfig,
+    TrainingResult,
+    epoch_seed,
+    fit,
+    resolve_device,
+    seed_everything,
+)
+
+__all__ = ["TrainingConfig", "TrainingResult", "epoch_seed", "fit", "resolve_device",
+           "seed_everything"]
