@@ -1,0 +1,2 @@
+"""Tasks: one package per kind of task (segmentation, classification...): loss, metrics,
+head, post-processing and evaluation."""

@@ -1,0 +1,1 @@
+"""Segmentation: training data, post-processing and evaluation of label maps."""
