@@ -1,0 +1,258 @@
+"""Inference: windows and blending, flip TTA, fold ensembles, resampling back, small components,
+DICOM SEG frames at their source slices, inputs and their errors, the command end to end."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+import torch
+from torch import nn
+
+from voxelwise.errors import InputError
+from voxelwise.imaging import Volume, read_dicom_series, write_dicom_series, write_nifti
+from voxelwise.imaging.dicom_seg import (
+    read_segmentation,
+    segmentation_on_grid,
+    write_segmentation,
+)
+from voxelwise.inference import (
+    Ensemble,
+    WindowSettings,
+    labels_on_grid,
+    mirror_combinations,
+    read_input,
+    remove_small_components,
+    sliding_window_probabilities,
+)
+
+CLASSES = {0: "background", 1: "haematoma", 2: "oedema"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+class Pointwise(nn.Module):
+    """Logits that depend on each voxel's value only: windows and blending must not show."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([-x, 0 * x, x], dim=1)
+
+
+class Lopsided(nn.Module):
+    """Logits from a one-sided neighbour difference: flipping the input changes the answer."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shifted = torch.roll(x, 1, dims=-1)
+        return torch.cat([x - shifted, 0 * x, shifted - x], dim=1)
+
+
+def _image(shape=(11, 19, 23), seed: int = 0) -> torch.Tensor:
+    return torch.from_numpy(np.random.default_rng(seed).normal(size=(1, 1, *shape))
+                            .astype(np.float32))
+
+
+# ---------------------------------------------------------------------------------- windows
+@pytest.mark.parametrize("patch", [(8, 8, 8), (8, 8)])
+def test_gaussian_windows_reproduce_a_pointwise_network(patch) -> None:
+    image = _image()
+    settings = WindowSettings(patch_size=patch, overlap=0.5, batch_size=3)
+    probabilities = sliding_window_probabilities(Pointwise(), image, settings)
+    expected = torch.softmax(Pointwise()(image), dim=1)
+    assert probabilities.shape == (1, 3, 11, 19, 23)
+    torch.testing.assert_close(probabilities, expected, atol=1e-5, rtol=1e-5)
+    tta = sliding_window_probabilities(Pointwise(), image, settings, tta=True)
+    torch.testing.assert_close(tta, expected, atol=1e-5, rtol=1e-5)  # flips commute
+
+
+def test_flip_tta_is_the_mean_over_every_mirror_combination() -> None:
+    assert mirror_combinations((0, 1, 2)) == [(), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2),
+                                              (0, 1, 2)]
+    image = _image((6, 7, 9))
+    settings = WindowSettings(patch_size=(6, 7, 9), overlap=0.0, batch_size=1,
+                              mirror_axes=(2,))
+    plain = sliding_window_probabilities(Lopsided(), image, settings)
+    tta = sliding_window_probabilities(Lopsided(), image, settings, tta=True)
+    flipped = torch.flip(torch.softmax(Lopsided()(torch.flip(image, [4])), 1), [4])
+    torch.testing.assert_close(tta, (plain + flipped) / 2, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(tta, plain, atol=1e-3)
+
+
+def test_ensemble_averages_fold_probabilities() -> None:
+    image = _image((6, 8, 8))
+
+    class Scaled(nn.Module):
+        def __init__(self, factor: float) -> None:
+            super().__init__()
+            self.factor = factor
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return Pointwise()(x) * self.factor
+
+    plan = type("Plan", (), {"classes": CLASSES, "patch_size": [4, 8, 8], "batch_size": 2})()
+    ensemble = Ensemble(Path("run"), plan, [Scaled(1.0), Scaled(3.0)], [0, 1], [],
+                        torch.device("cpu"))
+    settings = ensemble.window_settings(overlap=0.5)
+    assert settings.patch_size == (4, 8, 8) and settings.batch_size == 2
+    mean = ensemble.probabilities(image, settings)
+    expected = (torch.softmax(Pointwise()(image), 1) + torch.softmax(3 * Pointwise()(image), 1)) / 2
+    torch.testing.assert_close(mean, expected, atol=1e-5, rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------- back to native
+def test_probabilities_are_resampled_onto_the_native_grid() -> None:
+    # origins are LPS (x, y, z); axis 0 runs along z, axis 1 along y, axis 2 along x
+    native = Volume(np.zeros((8, 40, 40), np.int16), (5.0, 0.5, 0.5), (-10.0, -10.0, -10.0))
+    grid = Volume(np.zeros((8, 10, 10), np.float32), (5.0, 2.0, 2.0),
+                  (-9.25, -9.25, -10.0))  # same extent, 4x coarser in plane
+    probabilities = np.zeros((3, 8, 10, 10), np.float32)
+    probabilities[0] = 1.0
+    probabilities[:, 3, 4:7, 2:5] = np.array([0.1, 0.7, 0.2])[:, None, None]
+    labels = labels_on_grid(probabilities, grid, native)
+    assert labels.shape == native.shape and labels.dtype == np.uint8
+    # the coarse block covers native voxels 16..27 (rows) and 8..19 (columns), up to interpolation
+    rows, columns = np.nonzero(labels[3] == 1)
+    assert abs(rows.min() - 16) <= 2 and abs(rows.max() - 27) <= 2
+    assert abs(columns.min() - 8) <= 2 and abs(columns.max() - 19) <= 2
+    assert not labels[2].any() and set(np.unique(labels)) == {0, 1}
+    same = labels_on_grid(probabilities, grid, grid)
+    np.testing.assert_array_equal(same, np.argmax(probabilities, 0))
+
+
+def test_components_below_the_minimum_volume_are_removed() -> None:
+    labels = np.zeros((10, 20, 20), np.uint8)
+    labels[1:4, 1:4, 1:4] = 1        # 27 voxels = 0.027 mL at 1 mm
+    labels[5:9, 10:15, 10:15] = 1    # 100 voxels
+    labels[5:9, 2:4, 2:4] = 2        # 16 voxels of class 2
+    labels[0, 19, 19] = 2            # 1 voxel
+    cleaned, removed = remove_small_components(labels, (1.0, 1.0, 1.0), min_volume_ml=0.02)
+    assert removed == 2
+    assert cleaned[2, 2, 2] == 1 and cleaned[6, 12, 12] == 1 and not cleaned[5:9, 2:4, 2:4].any()
+    assert cleaned[0, 19, 19] == 0
+    # thresholds are in mL: at 2 mm voxels (8 uL each) the 16-voxel oedema is 0.128 mL
+    kept, removed = remove_small_components(labels, (2.0, 2.0, 2.0), min_volume_ml=0.1)
+    assert removed == 1 and kept[6, 3, 3] == 2 and kept[0, 19, 19] == 0
+    assert remove_small_components(labels, (1, 1, 1), 0.0) == (labels, 0)
+
+
+# ---------------------------------------------------------------------------------- DICOM SEG
+def _series(folder: Path, direction=None, shape=(12, 24, 28)) -> Volume:
+    rng = np.random.default_rng(0)
+    kwargs = {} if direction is None else {"direction": direction}
+    volume = Volume(rng.integers(0, 80, shape).astype(np.int16), (2.5, 0.7, 0.6),
+                    (-12.0, -20.0, 30.0), **kwargs)
+    write_dicom_series(volume, folder, {"PatientID": "P1", "PatientName": "Test^Patient"})
+    return read_dicom_series(folder)
+
+
+def _frames(path: Path) -> list[tuple[str, np.ndarray, int, np.ndarray]]:
+    """(source SOP Instance UID, Image Position, segment number, mask) of each SEG frame."""
+    seg = pydicom.dcmread(path)
+    pixels = seg.pixel_array.reshape(-1, seg.Rows, seg.Columns)
+    shared = seg.SharedFunctionalGroupsSequence[0]
+    rows = []
+    for frame, mask in zip(seg.PerFrameFunctionalGroupsSequence, pixels, strict=True):
+        source = frame.DerivationImageSequence[0].SourceImageSequence[0]
+        segment = (frame if "SegmentIdentificationSequence" in frame else shared)
+        rows.append((str(source.ReferencedSOPInstanceUID),
+                     np.array(frame.PlanePositionSequence[0].ImagePositionPatient, float),
+                     int(segment.SegmentIdentificationSequence[0].ReferencedSegmentNumber), mask))
+    return rows
+
+
+def _check_frames_on_source(path: Path, image: Volume, expected: np.ndarray) -> int:
+    """Every frame at its source slice's position, its mask equal to that slice's labels."""
+    sources = {}
+    for k, file in enumerate(image.meta["files"]):
+        header = pydicom.dcmread(file, stop_before_pixels=True)
+        sources[str(header.SOPInstanceUID)] = (k, np.array(header.ImagePositionPatient, float))
+    frames = _frames(path)
+    for uid, position, segment, mask in frames:
+        k, source_position = sources[uid]
+        np.testing.assert_allclose(position, source_position, atol=1e-4)
+        np.testing.assert_array_equal(mask > 0, expected[k] == segment)
+    return len(frames)
+
+
+def test_seg_frames_sit_on_their_source_slices(tmp_path: Path) -> None:
+    image = _series(tmp_path / "ct")
+    labels = np.zeros(image.shape, np.uint8)
+    labels[3:6, 5:12, 6:14] = 2
+    labels[4, 7:10, 8:11] = 1
+    path = write_segmentation(image.with_array(labels), image.meta["files"],
+                              tmp_path / "out" / "case.seg.dcm", {1: "haematoma", 2: "oedema"})
+    assert _check_frames_on_source(path, image, labels) == 4  # 3 oedema slices + 1 haematoma
+    seg = pydicom.dcmread(path)
+    assert seg.Modality == "SEG" and seg.PatientID == "P1"
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == image.meta["series_instance_uid"]
+    assert seg.FrameOfReferenceUID == pydicom.dcmread(image.meta["files"][0]).FrameOfReferenceUID
+    assert [s.SegmentLabel for s in seg.SegmentSequence] == ["haematoma", "oedema"]
+    assert seg.SegmentSequence[0].SegmentedPropertyTypeCodeSequence[0].CodeValue == "35566002"
+    back = segmentation_on_grid(read_segmentation(path), image)
+    np.testing.assert_array_equal(back.array, labels)
+    assert read_segmentation(path).segment_names == {1: "haematoma", 2: "oedema"}
+
+
+def test_seg_of_a_tilted_series_follows_the_acquired_slices(tmp_path: Path) -> None:
+    angle = np.deg2rad(12.0)
+    direction = np.column_stack([[0, 0, 1], [0, np.cos(angle), -np.sin(angle)], [1, 0, 0]])
+    image = _series(tmp_path / "ct", direction, shape=(14, 24, 28))
+    assert "gantry tilt" in image.meta["resampled"]  # the reader put it on an orthogonal grid
+    labels = np.zeros(image.shape, np.uint8)
+    labels[4:10, 6:16, 8:20] = 1
+    path = write_segmentation(image.with_array(labels), image.meta["files"],
+                              tmp_path / "tilted.seg.dcm", {1: "haematoma"})
+    raw = read_dicom_series(tmp_path / "ct", correct_geometry=False)  # the acquired stack
+    # expected frames: the label map sampled at every source pixel centre
+    index = np.stack(np.meshgrid(*[np.arange(s) for s in raw.shape], indexing="ij"), -1)
+    at = np.rint(image.lps_to_index(raw.index_to_lps(index.reshape(-1, 3)))).astype(int)
+    inside = np.all((at >= 0) & (at < image.shape), axis=1)
+    expected = np.zeros(raw.array.size, np.uint8)
+    expected[inside] = labels[tuple(at[inside].T)]
+    assert _check_frames_on_source(path, raw, expected.reshape(raw.shape)) > 0
+    # read back onto the corrected grid: the same voxels, up to nearest-neighbour round trips
+    back = segmentation_on_grid(path, image).array
+    assert not ((back == 1) & (labels == 0)).any()
+    assert ((back == 1) & (labels == 1)).sum() / labels.sum() > 0.8
+
+
+def test_seg_reader_names_a_broken_file(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(b"DICM" * 10)
+    with pytest.raises(InputError, match="broken.dcm"):
+        read_segmentation(broken)
+
+
+# ---------------------------------------------------------------------------------- inputs
+def test_inputs_and_their_errors(tmp_path: Path) -> None:
+    first = _series(tmp_path / "two" / "a")
+    write_dicom_series(Volume(np.zeros((3, 8, 8), np.int16)), tmp_path / "two" / "b")
+    with pytest.raises(InputError, match=r"two: 2 series found; choose one with --series-uid"
+                       rf".*{first.meta['series_instance_uid']}"):
+        read_input(tmp_path / "two")
+    chosen = read_input(tmp_path / "two", series_uid=first.meta["series_instance_uid"])
+    assert chosen.image.shape == first.shape and len(chosen.source_files) == 12
+    with pytest.raises(InputError, match="no series 1.2.3"):
+        read_input(tmp_path / "two", series_uid="1.2.3")
+    single = read_input(tmp_path / "two" / "a")
+    assert single.name == "a" and single.kind == "dicom"
+    nifti = read_input(write_nifti(first, tmp_path / "ct.nii.gz"))
+    assert nifti.name == "ct" and nifti.source_files == [] and nifti.image.same_grid(first)
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4, 2), np.float32), np.eye(4)),
+             str(tmp_path / "four.nii.gz"))
+    with pytest.raises(InputError, match=r"four.nii.gz: expected a 3-D image"):
+        read_input(tmp_path / "four.nii.gz")
+    with pytest.raises(InputError, match="missing.nii.gz: no such file"):
+        read_input(tmp_path / "missing.nii.gz")
+
+
+def _shared_data() -> Path:
+    root = os.environ.get("VOXELWISE_SHARED_DATA")
+    return Path(root) if root else Path("/work/shared/data")
