@@ -12,8 +12,18 @@ import sys
 from collections.abc import Sequence
 
 from voxelwise import __version__
-from voxelwise.cli import (annotations, clinical, demo, dicom, evaluate, infer, ingest, phantom,
-                          qc, repo)
+from voxelwise.cli import (
+    annotations,
+    clinical,
+    demo,
+    dicom,
+    evaluate,
+    infer,
+    ingest,
+    phantom,
+    qc,
+    repo,
+)
 from voxelwise.errors import VoxelwiseError
 
 COMMANDS = (phantom, dicom, ingest, qc, repo, clinical, annotations, evaluate, infer, demo)
