@@ -14,6 +14,7 @@ from voxelwise.metrics.segmentation import (
     dice,
     format_split_table,
     hausdorff95,
+    hausdorff95_and_assd,
     iou,
     summarise,
     surface_dice,
@@ -128,6 +129,8 @@ def test_known_values_by_hand() -> None:
     assert hausdorff95(pred, gt, spacing) == pytest.approx(4.0)
     assert assd(pred, gt, spacing) == pytest.approx(np.mean(np.r_[distances.pred_to_gt,
                                                                   distances.gt_to_pred]))
+    assert hausdorff95_and_assd(pred, gt, spacing) == (hausdorff95(pred, gt, spacing),
+                                                        assd(pred, gt, spacing))
     assert hausdorff95(gt, gt, spacing) == 0.0 and assd(gt, gt, spacing) == 0.0
     assert surface_dice(gt, gt, spacing, 0.0) == pytest.approx(1.0)
 

@@ -119,7 +119,10 @@ def edge_distances(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float]
     cropped = crop_pair(pred, gt)
     if cropped is None:
         return SurfaceDistances(np.zeros(0), np.zeros(0))
-    edges_pred, edges_gt = (edge_voxels(mask) for mask in cropped)
+    # the margin is needed for the edges only; every edge lies inside it, so the distance
+    # transforms run on the unpadded box (8% fewer voxels for 25 slices)
+    inner = tuple(slice(1, -1) for _ in range(cropped[0].ndim))
+    edges_pred, edges_gt = (edge_voxels(mask)[inner] for mask in cropped)
     return SurfaceDistances(_distances_to(edges_gt, edges_pred, spacing),
                             _distances_to(edges_pred, edges_gt, spacing))
 
