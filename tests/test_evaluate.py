@@ -114,7 +114,7 @@ def test_infinite_cases_are_counted_not_averaged(folders, tmp_path: Path) -> Non
     assert math.isfinite(oedema_hd["mean"])
     row = next(r for r in _read_csv(tmp_path / "m.csv")
                if r["case"] == "d" and r["class"] == "oedema")
-    assert row["hd95_mm"] == "inf" and row["dice"] == "0"
+    assert row["hd95_mm"] == "inf" and row["dice"] == "0" and row["empty"] == "prediction"
     assert result.representative_cases() == {"best": "a", "median": "c", "worst": "d"}
 
 
@@ -135,6 +135,8 @@ def test_classes_from_dataset_json_or_from_the_labels_found(folders, tmp_path: P
     assert result.classes == {1: "label_1", 2: "label_2"}
     missing = [r for r in result.rows if r["case"] == "e" and r["class"] == "label_2"]
     assert len(missing) == 1 and missing[0]["dice"] == 1.0 and missing[0]["hd95_mm"] == 0.0
+    assert missing[0]["empty"] == "both"
+    assert "Dice coefficient, label_2: All (5 scans, 1 both empty): mean" in result.table()
     assert len(result.rows) == 10
 
 

@@ -187,7 +187,9 @@ def test_case_metrics_per_class_and_volumes() -> None:
     assert haematoma["dice"] == pytest.approx(2 * 160 / 360)
     assert haematoma["hd95_mm"] == pytest.approx(hausdorff95(pred == 1, gt == 1, spacing))
     assert oedema["dice"] == 1.0 and oedema["hd95_mm"] == 0.0
-    assert absent["dice"] == 1.0 and absent["volume_gt_ml"] == 0.0
+    assert absent["dice"] == 1.0 and absent["volume_gt_ml"] == 0.0 and absent["empty"] == "both"
+    assert haematoma["empty"] == "" and summarise(
+        [{"class": "absent", **absent}])[0]["n_both_empty"] == 1
     with pytest.raises(ValueError, match="shape"):
         case_metrics(pred[:3], gt, spacing, {1: "haematoma"})
     with pytest.raises(ValueError, match="spacing"):

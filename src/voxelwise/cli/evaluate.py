@@ -11,7 +11,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "evaluate", help="Dice, IoU, HD95, ASSD, surface Dice and volume errors of label maps",
         description="Match the NIfTI label maps of --pred and --gt by file name and score every "
         "case and class. Writes OUT (per case and class), OUT_summary.csv (per split, class and "
-        "metric: n, mean, sd, median, 95%% CI, infinite values counted) and OUT.json.")
+        "metric: n, mean, sd, median, 95% CI, infinite values counted) and OUT.json.")
     parser.add_argument("--pred", type=Path, required=True, help="folder of predicted label maps")
     parser.add_argument("--gt", type=Path, required=True, help="folder of ground-truth label maps")
     parser.add_argument("--out", type=Path, required=True, help="per-case CSV, e.g. metrics.csv")

@@ -138,14 +138,17 @@ def _volume_errors(pred_ml: float, gt_ml: float) -> dict[str, float]:
 
 def class_metrics(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float],
                   tolerance_mm: float = 2.0) -> dict[str, float]:
-    """Every metric of one class (bool masks): overlap, distances, surface Dice, volumes."""
+    """Every metric of one class (bool masks): overlap, distances, surface Dice, volumes, and
+    ``empty``: "" (both masks hold voxels), "both", "prediction" or "ground truth"."""
     pred, gt = _masks(pred, gt)
     spacing = check_spacing(spacing, pred.ndim)
     voxel_ml = float(np.prod(spacing)) / 1000.0
     edges = edge_distances(pred, gt, spacing)  # shared by HD95 and ASSD
     surfels = surfel_distances(pred, gt, spacing)
+    empty = {(False, False): "", (True, True): "both", (True, False): "prediction",
+             (False, True): "ground truth"}[(not pred.any(), not gt.any())]
     return {
-        "dice": dice(pred, gt), "iou": iou(pred, gt),
+        "dice": dice(pred, gt), "iou": iou(pred, gt), "empty": empty,
         "hd95_mm": _hd95(edges), "assd_mm": _assd(edges),
         "surface_dice": _surface_dice(surfels, tolerance_mm), "tolerance_mm": float(tolerance_mm),
         **_volume_errors(int(pred.sum()) * voxel_ml, int(gt.sum()) * voxel_ml),
@@ -205,7 +208,8 @@ def _split_order(name: str) -> tuple[int, str]:
 
 def summarise(rows: Iterable[Mapping[str, Any]], by: str = "split") -> list[dict]:
     """Per value of ``by`` (rows without it count as "all"), class and metric: n (cases),
-    n_used (finite values), n_infinite, n_nan, mean, sd, median and 95% CI of the mean."""
+    n_both_empty (cases scored by the both-empty convention), n_used (finite values),
+    n_infinite, n_nan, mean, sd, median and 95% CI of the mean."""
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for row in rows:
         groups.setdefault((str(row.get(by) or "all"), str(row["class"])), []).append(row)
@@ -219,6 +223,7 @@ def summarise(rows: Iterable[Mapping[str, Any]], by: str = "split") -> list[dict
             if not values:
                 continue
             summary.append({by: split, "class": name, "metric": metric, "n": len(values),
+                            "n_both_empty": sum(row.get("empty") == "both" for row in group),
                             "n_infinite": sum(math.isinf(v) for v in values),
                             "n_nan": sum(math.isnan(v) for v in values), **_describe(values)})
     return summary
@@ -232,7 +237,8 @@ def _number(value: float, unit: str) -> str:
 
 def _split_cell(entry: Mapping[str, Any], unit: str, by: str) -> str:
     split = str(entry[by])
-    text = f"{SPLIT_NAMES.get(split, split)} ({entry['n']} scans): "
+    both = f", {entry['n_both_empty']} both empty" if entry.get("n_both_empty") else ""
+    text = f"{SPLIT_NAMES.get(split, split)} ({entry['n']} scans{both}): "
     if entry["n_used"] == 0:
         text += "no finite value"
     else:

@@ -35,11 +35,11 @@ if TYPE_CHECKING:
     from voxelwise.reports.html import Report, Section
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
-ROW_COLUMNS = ("case", "split", "class", "label", "dice", "iou", "hd95_mm", "assd_mm",
-               "surface_dice", "tolerance_mm", "volume_pred_ml", "volume_gt_ml",
+ROW_COLUMNS = ("case", "split", "class", "label", "empty", "dice", "iou", "hd95_mm",
+               "assd_mm", "surface_dice", "tolerance_mm", "volume_pred_ml", "volume_gt_ml",
                "volume_error_ml", "abs_volume_error_ml", "relative_volume_error")
-SUMMARY_COLUMNS = ("split", "class", "metric", "n", "n_used", "n_infinite", "n_nan", "mean",
-                   "sd", "median", "ci95_low", "ci95_high")
+SUMMARY_COLUMNS = ("split", "class", "metric", "n", "n_both_empty", "n_used", "n_infinite",
+                   "n_nan", "mean", "sd", "median", "ci95_low", "ci95_high")
 UNASSIGNED = "unassigned"
 
 
@@ -262,6 +262,11 @@ def evaluate_folders(pred_dir: str | Path, gt_dir: str | Path, out_csv: str | Pa
     pairs = match_cases(pred_dir, gt_dir)
     declared = dict(classes) if classes is not None else classes_from_dataset_json(gt_dir)
     split_of = load_splits(splits, fold) if splits is not None else {}
+    unassigned = [case for case, _, _ in pairs if split_of and case not in split_of]
+    if unassigned:
+        shown = ", ".join(unassigned[:5]) + (" ..." if len(unassigned) > 5 else "")
+        print(f"note: {len(unassigned)} cases are in no split of {splits}, so in split "
+              f"'{UNASSIGNED}': {shown}")
     rows, found_by_case, spacing_by_case = [], {}, {}
     for case, pred_path, gt_path in tqdm(pairs, desc="evaluate", unit="case",
                                          disable=not progress):
@@ -367,8 +372,8 @@ def _summary_table_rows(summary: list[dict]) -> list[list[str]]:
         ci = "-" if math.isnan(entry["ci95_low"]) else \
             f"{value('ci95_low')} to {value('ci95_high')}"
         name = entry["metric"] + (f" ({shown})" if shown else "")
-        rows.append([entry["split"], entry["class"], name, entry["n"], value("mean"),
-                     value("sd"), value("median"), ci, entry["n_infinite"]])
+        rows.append([entry["split"], entry["class"], name, entry["n"], entry["n_both_empty"],
+                     value("mean"), value("sd"), value("median"), ci, entry["n_infinite"]])
     return rows
 
 
@@ -391,8 +396,8 @@ def add_evaluation_section(report: Report, result: EvaluationResult,
     wanted = ["dice", "hd95_mm", "assd_mm", "surface_dice", "abs_volume_error_ml"]
     section.paragraphs += result.table(wanted).splitlines()
     section.tables.append(Table(
-        ["split", "class", "metric", "n", "mean", "sd", "median", "95% CI of mean",
-         "infinite (excluded)"], _summary_table_rows(result.summary),
+        ["split", "class", "metric", "n", "both empty", "mean", "sd", "median",
+         "95% CI of mean", "infinite (excluded)"], _summary_table_rows(result.summary),
         caption="Per split and class; n counts scans."))
     _add_overlays(section, result, images, window_name)
     return section
