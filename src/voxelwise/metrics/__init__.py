@@ -2,5 +2,7 @@
 
 Modules: ``classification`` (AUC with DeLong/bootstrap CI, operating points, confusion-matrix
 family, per-finding tables), ``agreement`` (Bland-Altman, ICC, correlations), ``survival``
-(Harrell's C-index), ``segmentation`` (overlap and surface metrics).
+(Harrell's C-index), ``segmentation`` (Dice, IoU, HD95, ASSD, surface Dice, volume errors per
+case and class; summaries per split) on ``surface`` (surface distances on the masks' bounding box,
+in MONAI's and DeepMind's conventions).
 """
