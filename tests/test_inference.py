@@ -256,3 +256,150 @@ def test_inputs_and_their_errors(tmp_path: Path) -> None:
 def _shared_data() -> Path:
     root = os.environ.get("VOXELWISE_SHARED_DATA")
     return Path(root) if root else Path("/work/shared/data")
+
+
+# ---------------------------------------------------------------------------------- run folders
+def _plan(dims: int = 2, spacing=(5.0, 2.0, 2.0), patch=(16, 16), model_kwargs=None):
+    from voxelwise.data.plan import Plan
+
+    kwargs = model_kwargs or {"channels": [4, 8], "strides": [[2, 2]], "num_res_units": 0}
+    return Plan(dataset={"name": "test"}, fingerprint={}, dims=dims, spacing_mm=list(spacing),
+                patch_size=list(patch), batch_size=2,
+                normalization=[{"scheme": "ct", "clip": [-100.0, 200.0], "mean": 40.0,
+                                "std": 20.0}],
+                channels=["CT"], classes={str(k): v for k, v in CLASSES.items()},
+                model={"name": "unet", "kwargs": kwargs})
+
+
+def _run_folder(root: Path, folds=(0, 1), plan=None, out_channels: int | None = None) -> Path:
+    from voxelwise.models import build_model, model_spec
+    from voxelwise.models.checkpoint import save_checkpoint
+
+    plan = plan or _plan()
+    plan.save(root / "plan.json")
+    spec = plan.model_spec()
+    for fold in folds:
+        torch.manual_seed(fold)
+        model = build_model(spec["name"], spatial_dims=spec["spatial_dims"],
+                            in_channels=spec["in_channels"],
+                            out_channels=out_channels or spec["out_channels"], **spec["kwargs"])
+        identity = {"task": "segmentation", "model": model_spec(model), "plan": plan.identity()}
+        save_checkpoint(root / f"fold_{fold}" / "checkpoint_best.pt",
+                        {"identity": identity, "model_state": model.state_dict()})
+    return root
+
+
+def _ct(shape=(10, 40, 36), flip: bool = False) -> Volume:
+    """A CT-like volume: 0 HU background with a 100 HU block, optionally stored flipped."""
+    array = np.zeros(shape, np.int16)
+    array[3:7, 10:30, 8:20] = 100
+    volume = Volume(array, (4.0, 0.8, 0.9), (-15.0, -16.0, -20.0), meta={"units": "HU"})
+    if flip:  # axis 2 towards the right: not canonical, the plan's grid is reoriented
+        direction = volume.direction.copy()
+        direction[:, 2] *= -1
+        origin = volume.index_to_lps([[0, 0, shape[2] - 1]])[0]
+        volume = Volume(array[:, :, ::-1].copy(), volume.spacing, tuple(origin), direction,
+                        meta={"units": "HU"})
+    return volume
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_labels_come_back_on_the_native_grid_where_the_network_put_them(flip: bool) -> None:
+    from voxelwise.inference import predict_volume
+
+    plan = _plan(spacing=(4.0, 1.6, 1.8))  # coarser in plane than the image
+    ensemble = Ensemble(Path("run"), plan, [Pointwise()], [0], [], torch.device("cpu"))
+    image = _ct(flip=flip)
+    labels = predict_volume(ensemble, image)
+    assert labels.same_grid(image) and labels.array.dtype == np.uint8
+    # logits (-x, 0, x) of the normalised CT: class 2 above 40 HU, class 0 below
+    from scipy import ndimage
+
+    truth = image.array > 40
+    inner = ndimage.binary_erosion(truth, iterations=2)
+    outer = ~ndimage.binary_dilation(truth, iterations=2)
+    assert np.all(labels.array[inner] == 2) and np.all(labels.array[outer] == 0)
+    assert labels.meta["inference"]["network_spacing_mm"] == pytest.approx([4.0, 1.6, 1.8])
+
+
+def test_predict_volume_with_a_run_folder_folds_and_tta(tmp_path: Path) -> None:
+    from voxelwise.inference import load_ensemble, predict_volume
+
+    run = _run_folder(tmp_path / "run")
+    image = _ct()
+    labels = predict_volume(run, image, tta=True, min_volume_ml=0.01)
+    assert labels.same_grid(image) and set(np.unique(labels.array)) <= {0, 1, 2}
+    record = labels.meta["inference"]
+    assert record["folds"] == [0, 1] and record["tta"] is True
+    ensemble = load_ensemble(run, [1])
+    assert ensemble.folds == [1] and len(ensemble.models) == 1
+    with pytest.raises(InputError, match=r"no checkpoint_best.pt for fold\(s\) 3; trained "
+                       "folds: 0, 1"):
+        load_ensemble(run, [3])
+
+
+def test_a_checkpoint_from_another_configuration_is_refused(tmp_path: Path) -> None:
+    from voxelwise.inference import load_ensemble
+
+    run = _run_folder(tmp_path / "run", folds=(0,), out_channels=2)
+    with pytest.raises(InputError, match=r"fold_0/checkpoint_best.pt: checkpoint from another "
+                       r"configuration: 2 output classes vs the plan's 3"):
+        load_ensemble(run)
+    other = _run_folder(tmp_path / "other", folds=(0,), plan=_plan(spacing=(5.0, 1.0, 1.0)))
+    _plan().save(other / "plan.json")  # the plan changed after training
+    with pytest.raises(InputError, match=r"checkpoint from another configuration: spacing_mm"):
+        load_ensemble(other)
+    with pytest.raises(InputError, match="no plan.json"):
+        load_ensemble(tmp_path)
+
+
+def test_infer_command_writes_labels_seg_and_manifest(tmp_path: Path) -> None:
+    import json
+
+    from voxelwise.cli.main import main
+    from voxelwise.imaging import read_nifti
+
+    run = _run_folder(tmp_path / "run")
+    image = _ct()
+    write_dicom_series(image, tmp_path / "series", {"PatientID": "P7"})
+    out = tmp_path / "out"
+    assert main(["infer", str(run), str(tmp_path / "series"), "--out", str(out), "--folds",
+                 "0", "--min-volume-ml", "0.05", "--threads", "1"]) == 0
+    manifest = json.loads((out / "series.json").read_text())
+    assert manifest["inference"]["folds"] == [0] and manifest["input"]["kind"] == "dicom"
+    assert set(manifest["outputs"]) == {"labels", "seg", "manifest"}
+    labels = read_nifti(out / "series.nii.gz")
+    source = read_dicom_series(tmp_path / "series")
+    assert labels.same_grid(source)
+    if labels.array.any():
+        back = segmentation_on_grid(out / "series.seg.dcm", source)
+        np.testing.assert_array_equal(back.array, labels.array)
+    # a NIfTI input gets a label map and no SEG; a 4-D NIfTI is refused by name
+    write_nifti(image, tmp_path / "ct.nii.gz")
+    assert main(["infer", str(run), str(tmp_path / "ct.nii.gz"), "--out", str(out)]) == 0
+    assert (out / "ct.nii.gz").is_file() and not (out / "ct.seg.dcm").exists()
+    write_dicom_series(image, tmp_path / "series" / "other")
+    assert main(["infer", str(run), str(tmp_path / "series"), "--out", str(out)]) == 2
+    assert main(["infer", str(run), "--out", str(out)]) == 2
+    assert main(["infer", str(tmp_path / "series"), str(tmp_path / "ct.nii.gz"), "--out",
+                 str(out)]) == 2  # not a run folder
+
+
+def test_real_head_ct_comes_back_on_its_own_geometry(tmp_path: Path) -> None:
+    folder = _shared_data() / "cq500-ct-0"
+    if not folder.is_dir():
+        pytest.skip(f"real data not present at {folder}")
+    from voxelwise.imaging import scan_dicom_folder
+    from voxelwise.inference import predict_volume
+    from voxelwise.inference.inputs import read_dicom_input
+
+    # the folder also holds one slice of another patient: choosing the series is required
+    with pytest.raises(InputError, match="2 series found"):
+        read_dicom_input(folder)
+    source = read_dicom_input(folder, scan_dicom_folder(folder).series[0].series_instance_uid)
+    assert "gantry tilt" in source.image.meta["resampled"]
+    run = _run_folder(tmp_path / "run", folds=(0,), plan=_plan(spacing=(5.0, 1.5, 1.5),
+                                                                patch=(64, 64)))
+    labels = predict_volume(run, source.image)
+    assert labels.same_grid(source.image, tolerance_mm=1e-6)
+    assert labels.shape == source.image.shape and labels.array.dtype == np.uint8

@@ -111,9 +111,9 @@ def check_against_plan(checkpoint: Path, identity: dict[str, Any], plan: Any) ->
     if model.get("in_channels") not in (None, len(plan_values.get("channels", []) or [1])):
         problems.append(f"{model.get('in_channels')} input channels vs the plan's "
                         f"{len(plan_values['channels'])}")
-    if model.get("out_channels") not in (None, len(plan_values.get("classes", {}))):
-        problems.append(f"{model.get('out_channels')} output classes vs the plan's "
-                        f"{len(plan_values['classes'])}")
+    classes = max((int(k) for k in plan_values.get("classes", {})), default=0) + 1
+    if model.get("out_channels") not in (None, classes):
+        problems.append(f"{model.get('out_channels')} output classes vs the plan's {classes}")
     stored_plan = _normal(identity.get("plan") or {})
     for key in _PLAN_KEYS:
         if key in stored_plan and key in plan_values and stored_plan[key] != plan_values[key]:

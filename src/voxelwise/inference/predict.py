@@ -44,7 +44,7 @@ class InferenceConfig:
 
 
 def _preprocess(image: Volume, plan: Any) -> tuple[np.ndarray, Volume]:
-    from voxelwise.data.plan import preprocess_image
+    from voxelwise.data.preprocess import preprocess_image
 
     return preprocess_image(image, plan)
 
@@ -136,8 +136,8 @@ def infer(run_dir: str | Path | Ensemble, source: InferenceInput, out_dir: str |
         "volumes_ml": class_volumes_ml(labels, classes), "outputs": outputs,
         "seconds": round(time.perf_counter() - started, 3),
     }
-    outputs["manifest"] = str(write_text_atomic(out_dir / f"{name}.json",
-                                                json.dumps(manifest, indent=2, default=str)))
+    outputs["manifest"] = str(out_dir / f"{name}.json")
+    write_text_atomic(outputs["manifest"], json.dumps(manifest, indent=2, default=str))
     return manifest
 
 
