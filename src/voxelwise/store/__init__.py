@@ -44,6 +44,7 @@ from voxelwise.store.queries import (
     summary,
 )
 from voxelwise.store.repository import DATABASE_ENV, Repository
+from voxelwise.store.worklist import Priority, PriorityChange, WorklistEntry  # noqa: F401
 
 __all__ = [
     "DATABASE_ENV",
