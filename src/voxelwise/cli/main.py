@@ -23,10 +23,12 @@ from voxelwise.cli import (
     phantom,
     qc,
     repo,
+    triage,
 )
 from voxelwise.errors import VoxelwiseError
 
-COMMANDS = (phantom, dicom, ingest, qc, repo, clinical, annotations, evaluate, infer, demo)
+COMMANDS = (phantom, dicom, ingest, qc, repo, clinical, annotations, evaluate, infer, triage,
+            demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from voxelwise.errors import InputError
 
@@ -247,6 +246,8 @@ def _mean_ci(values: list[float], alpha: float = 0.05) -> dict[str, float]:
     mean = float(array.mean())
     if array.size < 2:
         return {"mean": mean, "lower": math.nan, "upper": math.nan, "n": int(array.size)}
+    from scipy import stats
+
     half = stats.t.ppf(1 - alpha / 2, array.size - 1) * array.std(ddof=1) / math.sqrt(
         array.size)
     return {"mean": mean, "lower": mean - half, "upper": mean + half, "n": int(array.size)}
