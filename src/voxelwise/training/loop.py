@@ -317,6 +317,8 @@ def fit(model: nn.Module, train_batches: Iterable[tuple[Tensor, Tensor]],
     if config.threads:
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)  # tiny gradients late in training slow CPUs many-fold
     identity = dict(identity or {})
     if "model" not in identity and model_spec(model) is not None:
         identity["model"] = model_spec(model)
