@@ -21,14 +21,17 @@ from voxelwise.cli import (
     infer,
     ingest,
     phantom,
+    plan,
+    preprocess,
     qc,
     repo,
+    train,
     triage,
 )
 from voxelwise.errors import VoxelwiseError
 
-COMMANDS = (phantom, dicom, ingest, qc, repo, clinical, annotations, evaluate, infer, triage,
-            demo)
+COMMANDS = (phantom, dicom, ingest, qc, repo, clinical, annotations, plan, preprocess, train,
+            evaluate, infer, triage, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
