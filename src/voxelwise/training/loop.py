@@ -229,6 +229,9 @@ class _Trainer:
         self.scheduler.load_state_dict(payload["scheduler_state"])
         if payload.get("scaler_state"):
             self.scaler.load_state_dict(payload["scaler_state"])
+        factor = schedule_factor(self.config.schedule, int(payload["epoch"]), self.config.epochs)
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
+            group["lr"] = base * factor  # the schedule of this config (epochs may have grown)
         return _State(epoch=int(payload["epoch"]), best_metric=payload.get("best_metric"),
                       best_epoch=payload.get("best_epoch"),
                       stale_epochs=int(payload.get("stale_epochs", 0)),
