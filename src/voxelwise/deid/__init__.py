@@ -21,11 +21,11 @@ from voxelwise.deid.deidentify import (
 from voxelwise.deid.profile import ActionRecord, resolve_action
 from voxelwise.deid.profile_table import SAFE_PRIVATE_CT
 from voxelwise.deid.pseudonym import Pseudonymizer, load_or_create_key
-from voxelwise.deid.verify import identifier_spellings, verify_no_phi
+from voxelwise.deid.verify import identifier_spellings, verify_no_phi, worth_searching
 
 __all__ = [
     "SAFE_PRIVATE_CT", "ActionRecord", "DeidOptions", "DeidResult", "DeidentificationError",
     "Pseudonymizer", "deidentify_bytes", "deidentify_dataset", "deidentify_file",
     "identifier_spellings", "load_or_create_key", "pixel_data_sha256", "quarantine_reasons",
-    "resolve_action", "verify_no_phi",
+    "resolve_action", "verify_no_phi", "worth_searching",
 ]

@@ -31,14 +31,14 @@ from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.multival import MultiValue
 from pydicom.sr.codedict import codes
 from pydicom.tag import Tag
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
+from pydicom.uid import UID
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from voxelwise import __version__
 from voxelwise.deid import dates
 from voxelwise.deid.profile import ActionRecord, ProfileRun
 from voxelwise.deid.pseudonym import Pseudonymizer
-from voxelwise.deid.verify import verify_no_phi
+from voxelwise.deid.verify import verify_no_phi, worth_searching
 from voxelwise.errors import InputError, VoxelwiseError
 from voxelwise.fileio import atomic_path
 
@@ -59,6 +59,11 @@ ULTRASOUND_CLASSES = frozenset({
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # in the order of PIXEL_KEYWORDS
 IMPLEMENTATION_VERSION_NAME = "VOXELWISE"
+IMPLEMENTATION_CLASS_UID = "2.25.322279505063860021885162970539922522582"
+"""Implementation Class UID of the files voxelwise writes: a UUID-derived UID (PS3.5 B.2) of
+its own, uuid5(NAMESPACE_URL, "voxelwise:implementation-class"). Not pydicom's: pydicom's UID
+root (1.2.826.0.1.3680043.8.498) also starts every UID that pydicom generates, so writing it
+would put the prefix of the source's original UIDs back into each file."""
 _AGE_REFERENCE_DATES = ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate")
 # Identifiers whose survival in the written header is checked before a file is written.
 _CHECKED_IDENTIFIERS = ("PatientName", "PatientID", "OtherPatientIDs", "OtherPatientNames",
@@ -81,8 +86,8 @@ class DeidOptions:
     ``safe_private`` lists (group, private creator, element in block) to keep, e.g.
     `voxelwise.deid.profile_table.SAFE_PRIVATE_CT`; empty keeps no private attribute.
     ``check_identifiers``: `deidentify_file` refuses to write a file whose header still holds
-    the patient's name, IDs or accession number in any common spelling (values shorter than 4
-    characters, and all-digit values shorter than 6, are not checked: they match by chance).
+    the patient's name, IDs or accession number in any common spelling (values that match by
+    chance are not checked: see `voxelwise.deid.verify.worth_searching`).
     """
 
     retain_longitudinal_modified_dates: bool = True
@@ -621,7 +626,7 @@ def _file_meta(source: FileMetaDataset, out: Dataset, run: ProfileRun) -> FileMe
                        run.pseudonymizer.uid(source.MediaStorageSOPInstanceUID)))
     if "TransferSyntaxUID" in source:
         values.append((0x00020010, "UI", source.TransferSyntaxUID))
-    values += [(0x00020012, "UI", PYDICOM_IMPLEMENTATION_UID),
+    values += [(0x00020012, "UI", IMPLEMENTATION_CLASS_UID),
                (0x00020013, "SH", IMPLEMENTATION_VERSION_NAME)]
     meta = FileMetaDataset({Tag(tag): DataElement(tag, vr, value) for tag, vr, value in values})
     kept = {"FileMetaInformationVersion", "MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID",
@@ -645,7 +650,7 @@ def _check_identifiers(src: Path | None, source: Dataset, header: bytes) -> None
         values = [] if value is None else [value] if isinstance(value, str | bytes) else value
         for item in values:
             text = str(item).strip()
-            if len(text) >= 4 and not (text.isdigit() and len(text) < 6):
+            if worth_searching(text):
                 found_in.setdefault(text, keyword)
     if not found_in:
         return

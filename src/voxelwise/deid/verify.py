@@ -12,6 +12,23 @@ import re
 _DATE_ISO = re.compile(r"(\d{4})[-./]?(\d{2})[-./]?(\d{2})")  # 1964-02-12, 19640212, 1964.02.12
 _DATE_DMY = re.compile(r"(\d{2})[./](\d{2})[./](\d{4})")  # 12.02.1964, 12/02/1964
 _ENCODINGS = ("utf-8", "latin-1", "cp1252")
+MIN_SEARCHED_LENGTH = 4
+"""Shorter values are not searched: they occur in any file by chance ("F", "1", "CT")."""
+MIN_SEARCHED_DIGITS = 6
+"""All-digit values shorter than this are not searched (study IDs "1234", counts, sizes)."""
+
+
+def worth_searching(value: str) -> bool:
+    """Whether finding ``value`` in a file could mean it leaked, rather than chance.
+
+    No: blank values, values shorter than `MIN_SEARCHED_LENGTH` characters, all-digit values
+    shorter than `MIN_SEARCHED_DIGITS`, and values of one character repeated ("000000",
+    "^^^^", "11111111": placeholders that carry nothing). Padding (spaces, NUL) is ignored.
+    """
+    text = value.strip(" \x00")
+    if len(text) < MIN_SEARCHED_LENGTH or len(set(text)) == 1:
+        return False
+    return not (text.isdigit() and len(text) < MIN_SEARCHED_DIGITS)
 
 
 def identifier_spellings(identifier: str, *, name_parts: bool = False) -> set[str]:

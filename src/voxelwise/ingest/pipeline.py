@@ -393,8 +393,15 @@ class Ingester:
     def _new_instances(self, info: DicomSeriesInfo, report: IngestReport
                        ) -> tuple[list[DicomInstance], int]:
         """Instances not stored yet; stored ones with other pixel data are reported conflicts."""
-        images = [i for i in info.instances if i.has_pixel_data]
-        mapped = {self.pseudonymizer.uid(i.sop_instance_uid): i for i in images}
+        mapped: dict[str, DicomInstance] = {}
+        for instance in (i for i in info.instances if i.has_pixel_data):
+            uid = self.pseudonymizer.uid(instance.sop_instance_uid)
+            first = mapped.setdefault(uid, instance)
+            if first is not instance:  # two files of one instance: the first one counts
+                report.skipped_files.append({
+                    "file": str(instance.path), "kind": "duplicate-instance",
+                    "problem": f"{first.path.name} has the same SOP Instance UID; only that "
+                               "file is stored"})
         stored = self._stored_pixel_hashes(list(mapped))
         conflicts = 0
         for uid, pixel_sha256 in stored.items():
@@ -535,11 +542,7 @@ class Ingester:
         report = IngestReport(self.center, str(source))
         report.files_seen = sum(len(s.instances) for s in scan.series) + sum(
             len(p.files) for p in scan.problems if p.kind in ("not-dicom", "not-image"))
-        report.skipped_files += [{"file": name, "kind": problem.kind, "problem": problem.message}
-                                 for problem in scan.problems
-                                 if problem.kind in ("not-dicom", "not-image", "truncated",
-                                                     "no-pixel-data", "unsupported")
-                                 for name in (problem.files or ["-"])]
+        report.skipped_files += _skipped_by_scan(scan)
         started = utcnow()
         bar = tqdm(scan.series, desc=f"ingest {self.center}", unit="series",
                    disable=not self.progress)
@@ -564,6 +567,22 @@ class Ingester:
             session.add(IngestRun(center=center, source_path=_source_label(report.source),
                                   started_at=started, finished_at=utcnow(),
                                   counts=report.counts(), report=report.repository_record()))
+
+
+def _skipped_by_scan(scan: Any) -> list[dict[str, Any]]:
+    """The files the scan's problems name that ingest will not store, with the problem.
+
+    Instances with pixel data are de-identified and stored even when the scan found a problem
+    with them (multi-frame or colour images, pixel data cut short): QC of their series then says
+    what is wrong, so they are not reported as skipped.
+    """
+    stored = {str(instance.path) for series in scan.series for instance in series.instances
+              if instance.has_pixel_data}
+    return [{"file": name, "kind": problem.kind, "problem": problem.message}
+            for problem in scan.problems
+            if problem.kind in ("not-dicom", "not-image", "truncated", "no-pixel-data",
+                                "unsupported")
+            for name in (problem.files or ["-"]) if name not in stored]
 
 
 def _source_label(source: str) -> str:
