@@ -11,8 +11,9 @@ stores nothing twice.
 Instances are de-identified by worker processes, one per CPU, when a series has enough of them
 (`PARALLEL_MIN_INSTANCES`). Each source file is read and parsed once (besides the scan's header
 read); its de-identified file is encoded once in memory, hashed once and written once, and is on
-disk before the database refers to it. QC takes the header values the worker read from the
-de-identified dataset and the pixel data from the stored file, without parsing it again.
+disk before the database refers to it. QC takes the header values of the scan (geometry, sizes,
+image type: the profile keeps them unchanged) with the de-identified UIDs, and the pixel data
+from the stored file, without parsing it again.
 
 What the repository keeps about a run holds no source file names or paths below the folder the
 user gave (they often contain names or IDs); the full report with file names is returned to the
@@ -28,7 +29,7 @@ import warnings
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,6 @@ from voxelwise.imaging.dicom import (
     Problem,
     file_names_text,
     header_number,
-    instance_from_header,
     read_dicom_series,
     scan_dicom_folder,
     select_images,
@@ -250,9 +250,10 @@ class _InstanceWriter:
     """De-identifies source files and stores the results.
 
     Runs in the ingesting process or in a worker process (it is sent there once, at start-up);
-    it returns small records, never the files' bytes. What QC needs of a clean instance (header
-    values, where its native pixel data lie in the stored file) is taken from the de-identified
-    dataset that was just encoded, so the stored file is not parsed again.
+    it returns small records, never the files' bytes. What QC needs of a clean instance is taken
+    without parsing the stored file again: the header values from the scan (the profile keeps
+    them unchanged) with the de-identified UIDs, and where its native pixel data lie in the
+    stored file from the dataset that was just encoded.
     """
 
     def __init__(self, pseudonymizer: Pseudonymizer, options: DeidOptions, objects: ObjectStore,
@@ -262,8 +263,8 @@ class _InstanceWriter:
         self.objects = objects
         self.quarantine = quarantine
 
-    def __call__(self, paths: list[Path]) -> list[_StoredInstance | _Failed]:
-        """De-identify and store these files; one record each, in order.
+    def __call__(self, instances: list[DicomInstance]) -> list[_StoredInstance | _Failed]:
+        """De-identify and store the files of these scanned instances; one record each, in order.
 
         Storing a file (hashing it, writing it, flushing it to disk: work done outside the GIL)
         runs in a thread while the next file is de-identified. Returns once every file is
@@ -272,8 +273,8 @@ class _InstanceWriter:
         results: list[_StoredInstance | _Failed] = []
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="voxelwise-store") as storage:
             pending: deque[Future[None]] = deque()
-            for path in paths:
-                prepared = self._deidentify(Path(path))
+            for instance in instances:
+                prepared = self._deidentify(instance)
                 if isinstance(prepared, _Failed):
                     results.append(prepared)
                     continue
@@ -286,7 +287,8 @@ class _InstanceWriter:
                 future.result()
         return results
 
-    def _deidentify(self, path: Path) -> tuple[_StoredInstance, bytes, Any] | _Failed:
+    def _deidentify(self, scanned: DicomInstance) -> tuple[_StoredInstance, bytes, Any] | _Failed:
+        path = Path(scanned.path)
         try:
             data = path.read_bytes()
         except OSError as error:
@@ -298,17 +300,14 @@ class _InstanceWriter:
         except VoxelwiseError as error:
             return _Failed(str(path), str(error))
         dataset = result.dataset
-        number = dataset.get("InstanceNumber")
-        record = _StoredInstance(str(dataset.SOPInstanceUID),
-                                 int(number) if number not in (None, "") else None, "", None,
+        record = _StoredInstance(str(dataset.SOPInstanceUID), scanned.instance_number, "", None,
                                  path, "; ".join(result.quarantine_reasons))
         if not record.quarantine_reason:
-            pixels = dataset.get_item(0x7FE00010)
-            native = pixels is not None and pixels.value is not None \
-                and not (pixels.is_raw and pixels.length == 0xFFFFFFFF) \
-                and not getattr(pixels, "is_undefined_length", False)
-            record.qc = instance_from_header(path, dataset, pixels is not None,
-                                  len(pixels.value) if native else None)  # path set when stored
+            # What QC reads of the header (geometry, sizes, image type, instance number) the
+            # profile keeps unchanged, so the scan's values are those of the stored file; only
+            # the UIDs are the de-identified ones (the path is set when the file is stored).
+            record.qc = replace(scanned, sop_instance_uid=record.sop_instance_uid,
+                                series_instance_uid=str(dataset.SeriesInstanceUID))
             record.pixels = _pixel_location(dataset, result.pixel_offset)
             record.rescale = (header_number(dataset, "RescaleSlope") or 1.0,
                               header_number(dataset, "RescaleIntercept") or 0.0)
@@ -339,9 +338,9 @@ def _start_worker(writer: _InstanceWriter) -> None:
     _WORKER = writer
 
 
-def _run_in_worker(paths: list[Path]) -> list[_StoredInstance | _Failed]:
+def _run_in_worker(instances: list[DicomInstance]) -> list[_StoredInstance | _Failed]:
     assert _WORKER is not None, "worker process not started"
-    return _WORKER(paths)
+    return _WORKER(instances)
 
 
 def _default_workers() -> int:
@@ -421,15 +420,15 @@ class Ingester:
     def _deidentify(self, instances: list[DicomInstance], report: IngestReport
                     ) -> list[_StoredInstance]:
         """De-identify and store these instances (in worker processes when there are many)."""
-        paths = [instance.path for instance in instances]
-        if self.workers < 2 or len(paths) < PARALLEL_MIN_INSTANCES:
-            results: Iterable[_StoredInstance | _Failed] = self._writer(paths)
+        if self.workers < 2 or len(instances) < PARALLEL_MIN_INSTANCES:
+            results: Iterable[_StoredInstance | _Failed] = self._writer(instances)
         else:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(self.workers, initializer=_start_worker,
                                                  initargs=(self._writer,))
-            size = max(1, min(16, len(paths) // (4 * self.workers)))
-            chunks = [paths[start:start + size] for start in range(0, len(paths), size)]
+            size = max(1, min(16, len(instances) // (4 * self.workers)))
+            chunks = [instances[start:start + size]
+                      for start in range(0, len(instances), size)]
             results = chain.from_iterable(self._pool.map(_run_in_worker, chunks))
         stored = []
         for result in results:  # in order, as the workers finish them
