@@ -23,6 +23,7 @@ from voxelwise.cli import (
     phantom,
     plan,
     preprocess,
+    prognosis,
     qc,
     repo,
     train,
@@ -31,7 +32,7 @@ from voxelwise.cli import (
 from voxelwise.errors import VoxelwiseError
 
 COMMANDS = (phantom, dicom, ingest, qc, repo, clinical, annotations, plan, preprocess, train,
-            evaluate, infer, triage, demo)
+            evaluate, infer, prognosis, triage, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
