@@ -48,7 +48,7 @@ def _add_score(actions: argparse._SubParsersAction) -> None:
         "The threshold is --threshold, else the run's any_ich high-sensitivity operating point.")
     add_repository_arguments(score)
     source = score.add_mutually_exclusive_group(required=True)
-    source.add_argument("--run", type=Path, help="ICH detector run folder")
+    source.add_argument("--run", dest="run_dir", type=Path, help="ICH detector run folder")
     source.add_argument("--scores", type=Path, help="CSV: study_instance_uid, score")
     score.add_argument("--threshold", type=float, help="score at or above which a routine "
                        "study becomes stat (needed with --scores)")
@@ -146,16 +146,16 @@ def run_score(args: argparse.Namespace) -> int:
     from voxelwise.triage.score import resolve_threshold, score_from_csv, score_from_run
 
     started = time.perf_counter()
-    threshold = resolve_threshold(args.run, args.threshold)
+    threshold = resolve_threshold(args.run_dir, args.threshold)
     with open_repository(args) as repository:
         if args.scores:
             result = score_from_csv(repository, args.scores, threshold)
         else:
-            result = score_from_run(repository, args.run, threshold=threshold,
+            result = score_from_run(repository, args.run_dir, threshold=threshold,
                                     batch_size=args.batch_size, rescore=args.rescore)
         summary = result.as_dict()
         manifest = _write_manifest(repository.root / "triage", "score", {
-            "inputs": {"repository": str(repository.root), "run": args.run,
+            "inputs": {"repository": str(repository.root), "run": args.run_dir,
                        "scores": args.scores},
             "parameters": {"threshold": threshold, "rescore": args.rescore,
                            "batch_size": args.batch_size},
