@@ -17,6 +17,7 @@ from pathlib import Path
 from voxelwise import __version__
 from voxelwise.demo.ingest import step_ingest
 from voxelwise.demo.phantom import step_phantom, step_read_back
+from voxelwise.demo.prognosis import step_prognosis
 from voxelwise.demo.state import DemoConfig, DemoState
 from voxelwise.fileio import write_text_atomic
 from voxelwise.reports.html import Report
@@ -27,6 +28,7 @@ STEPS: list[tuple[str, Callable[[DemoState], None]]] = [
     ("phantom", step_phantom),
     ("read back and show", step_read_back),
     ("ingest, de-identify and QC", step_ingest),
+    ("prognosis: clinical vs clinical + imaging", step_prognosis),
 ]
 
 
