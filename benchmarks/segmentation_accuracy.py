@@ -1,0 +1,128 @@
+"""Segmentation accuracy on the head-CT phantom: CPU training within a time budget, test Dice.
+
+24 patients x 3 time points (3 centers x 8 patients, 2 follow-ups, full size: 512 x 512 x 32 at
+0.41-0.49 mm x 5 mm), exported as an nnU-Net folder, planned with the CPU budget, split by
+patient (20% test, one validation fold), trained for as many epochs as fit ``--minutes`` (the
+pace is measured on a first short epoch), then every case is predicted on the plan's grid,
+resampled back to its native grid (nearest neighbour) and scored there against the truth.
+Targets: mean test Dice >= 0.85 haematoma, >= 0.70 oedema.
+
+    python benchmarks/segmentation_accuracy.py          # --minutes 20 --out seg-accuracy
+    python benchmarks/segmentation_accuracy.py --patients 2 --followups 1 --minutes 3   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+TARGETS = {"haematoma": 0.85, "oedema": 0.70}
+
+
+def _config(args: argparse.Namespace, epochs: int, iterations: int):
+    from voxelwise.data.plan import PlanConfig
+    from voxelwise.tasks.segmentation.train import SegmentationConfig
+    from voxelwise.training import TrainingConfig
+
+    return SegmentationConfig(
+        plan=PlanConfig(budget="cpu"), folds=1, test_fraction=0.2,
+        training=TrainingConfig(epochs=epochs, iterations_per_epoch=iterations, device="cpu",
+                                optimizer="adamw", learning_rate=1e-2, threads=args.threads,
+                                seed=args.seed))
+
+
+def train_within(args: argparse.Namespace, dataset, run: Path):
+    """Measure the pace on one short epoch, then train for the epochs that fit the budget."""
+    from voxelwise.tasks.segmentation.train import train_segmentation
+
+    started = time.perf_counter()
+    probe = train_segmentation(dataset, run / "probe", _config(args, 1, args.iterations),
+                               progress=False)
+    epoch_s = probe.folds[0].history[0]["seconds"]
+    budget_s = args.minutes * 60 - (time.perf_counter() - started)
+    epochs = max(1, math.floor(budget_s / (epoch_s * 1.05)))
+    print(f"pace {epoch_s:.1f} s/epoch of {args.iterations} batches -> {epochs} epochs in "
+          f"{budget_s / 60:.1f} min", flush=True)
+    for name in ("plan.json", "splits.json"):
+        (run / name).write_text((run / "probe" / name).read_text())
+    (run / "preprocessed").symlink_to((run / "probe" / "preprocessed").resolve())
+    result = train_segmentation(dataset, run, _config(args, epochs, args.iterations),
+                                progress=False)
+    return result, time.perf_counter() - started
+
+
+def score(dataset, result) -> list[dict]:
+    from voxelwise.data.datasets import load_case
+    from voxelwise.data.preprocess import preprocess_image
+    from voxelwise.imaging import resample_to
+    from voxelwise.metrics.segmentation import case_metrics
+    from voxelwise.models import load_checkpoint_model
+    from voxelwise.tasks.segmentation.train import predict_case
+
+    plan, splits = result.plan, result.splits
+    model, _ = load_checkpoint_model(result.folds[0].best_checkpoint)
+    split_of = {c: "test" for c in splits.test}
+    split_of |= {c: "train" for c in splits.folds[0]["train"]}
+    split_of |= {c: "validation" for c in splits.folds[0]["validation"]}
+    classes = {int(k): v for k, v in plan.classes.items() if int(k)}
+    rows = []
+    for case in dataset.cases:
+        loaded = load_case(dataset, case)
+        array, grid = preprocess_image(loaded.images, plan)
+        with torch.no_grad():
+            labels = predict_case(model, array, plan, torch.device("cpu")).argmax(0)
+        native = resample_to(grid.with_array(labels.astype(np.uint8)), loaded.label, "nearest")
+        for row in case_metrics(native.array, loaded.label.array, loaded.label.spacing, classes):
+            rows.append({"case": case.case_id, "split": split_of.get(case.case_id), **row})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("seg-accuracy"))
+    parser.add_argument("--minutes", type=float, default=20.0, help="training budget")
+    parser.add_argument("--centers", type=int, default=3)
+    parser.add_argument("--patients", type=int, default=8, help="per center")
+    parser.add_argument("--followups", type=int, default=2)
+    parser.add_argument("--size", default="full")
+    parser.add_argument("--iterations", type=int, default=50, help="batches per epoch")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    from voxelwise.data.datasets import export_msd_folder
+    from voxelwise.data.phantoms.head_ct import generate_head_ct_study
+    from voxelwise.metrics.segmentation import format_split_table, summarise
+
+    phantom = generate_head_ct_study(args.out / "phantom", centers=args.centers,
+                                     patients=args.patients, followups=args.followups,
+                                     size=args.size, seed=args.seed, progress=False)
+    dataset = export_msd_folder(phantom.root, args.out / "dataset")
+    run = args.out / f"run-{time.strftime('%Y%m%dT%H%M%S')}"
+    result, seconds = train_within(args, dataset, run)
+    plan = result.plan
+    print(f"plan: {plan.dims}D, {plan.spacing_mm} mm, patch {plan.patch_size}, batch "
+          f"{plan.batch_size}; trained {len(result.folds[0].history)} epochs in "
+          f"{seconds / 60:.1f} min (best validation Dice {result.folds[0].best_metric:.3f})")
+    rows = score(dataset, result)
+    summary = summarise(rows)
+    print(format_split_table(summary, metrics=["dice", "hd95_mm", "volume_error_ml"]))
+    test = {e["class"]: e["mean"] for e in summary
+            if e["split"] == "test" and e["metric"] == "dice"}
+    for name, target in TARGETS.items():
+        value = test.get(name, float("nan"))
+        print(f"test Dice {name}: {value:.3f} (target {target:.2f}: "
+              f"{'met' if value >= target else 'NOT met'})")
+    (run / "accuracy.json").write_text(json.dumps(
+        {"rows": rows, "summary": summary, "training_minutes": seconds / 60,
+         "epochs": len(result.folds[0].history), "test_dice": test}, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
