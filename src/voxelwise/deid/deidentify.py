@@ -58,6 +58,7 @@ ULTRASOUND_CLASSES = frozenset({
 })
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # in the order of PIXEL_KEYWORDS
+_PIXEL_TAG_SET = frozenset(PIXEL_TAGS)
 IMPLEMENTATION_VERSION_NAME = "VOXELWISE"
 IMPLEMENTATION_CLASS_UID = "2.25.322279505063860021885162970539922522582"
 """Implementation Class UID of the files voxelwise writes: a UUID-derived UID (PS3.5 B.2) of
@@ -363,7 +364,7 @@ def _encode(ds: Dataset) -> _Encoded:
             and syntax.is_little_endian and not syntax.is_implicit_VR
             and ds.original_encoding == (False, True)
             and ds.original_character_set == ds._character_set
-            and not any(tag >> 16 in (0, 2) for tag in ds.keys()))
+            and not any(int(tag) >> 16 in (0, 2) for tag in ds.keys()))
     if not fast:
         return _encode_with_dcmwrite(ds)
     if 0x7FE00010 in ds:  # as dcmwrite does: encapsulated exactly when compressed
@@ -380,7 +381,7 @@ def _encode(ds: Dataset) -> _Encoded:
     checked: list[bytes] = []
     encodings = ds.get("SpecificCharacterSet", default_encoding)
     pixel_tag = next((tag for tag in PIXEL_TAGS if tag in ds), None)
-    for tag in sorted(ds.keys()):
+    for tag in sorted(int(key) for key in ds.keys()):  # ints: BaseTag compares slowly
         if tag & 0xFFFF == 0 and tag >> 16 > 6:  # group lengths are not written (PS3.5 7.2)
             continue
         elem = ds.get_item(tag)
@@ -390,7 +391,7 @@ def _encode(ds: Dataset) -> _Encoded:
             chunks = tail
             continue
         chunks.append(_fast_element_bytes(elem) or _element_bytes(elem, encodings))
-        if tag not in PIXEL_TAGS:
+        if tag not in _PIXEL_TAG_SET:
             checked.append(chunks[-1])
     before_pixels = b"".join(head)
     data = b"".join([before_pixels, *pixel_chunks, *tail])
