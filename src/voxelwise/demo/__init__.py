@@ -19,6 +19,7 @@ from voxelwise.demo.ingest import step_ingest
 from voxelwise.demo.phantom import step_phantom, step_read_back
 from voxelwise.demo.prognosis import step_prognosis
 from voxelwise.demo.state import DemoConfig, DemoState
+from voxelwise.demo.triage import step_triage
 from voxelwise.fileio import write_text_atomic
 from voxelwise.reports.html import Report
 
@@ -29,6 +30,7 @@ STEPS: list[tuple[str, Callable[[DemoState], None]]] = [
     ("read back and show", step_read_back),
     ("ingest, de-identify and QC", step_ingest),
     ("prognosis: clinical vs clinical + imaging", step_prognosis),
+    ("triage: worklist and time to diagnosis", step_triage),
 ]
 
 
