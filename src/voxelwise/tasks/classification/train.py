@@ -1,0 +1,229 @@
+"""Training the ICH detector with the project's training loop, then its clinical evaluation.
+
+Patient-level splits (`voxelwise.data.splits`, stratified by any ICH), class-weighted binary
+cross-entropy (each finding's positives weighted by negatives / positives on the training cases),
+`voxelwise.training.fit` for checkpoints, resume, progress and seeds. Operating points are chosen
+on the validation cases (out-of-fold when several folds are trained) and applied unchanged to
+the test cases, scored by the mean of the trained folds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from voxelwise import __version__
+from voxelwise.data.splits import Splits, make_splits
+from voxelwise.errors import InputError
+from voxelwise.fileio import write_text_atomic
+from voxelwise.tasks.classification.data import DetectionData
+from voxelwise.tasks.classification.evaluate import ClassifierEvaluation, evaluate_classifier
+from voxelwise.tasks.classification.model import build_detector, load_detector, model_identity
+from voxelwise.training import TrainingConfig, fit, resolve_device, seed_everything
+
+MAX_POS_WEIGHT = 20.0
+
+
+def _default_training() -> TrainingConfig:
+    return TrainingConfig(epochs=20, batch_size=4, learning_rate=1e-3, optimizer="adamw",
+                          schedule="cosine", weight_decay=1e-4)
+
+
+@dataclass
+class DetectionConfig:
+    """Settings of one detector run (TOML/JSON sections: top level and ``training``)."""
+
+    model: str = "resnet18"       # densenet121, resnet18, resnet34, resnet50
+    dims: int = 2                 # volumes: 2 = per-slice network pooled per study; 3 = 3-D
+    folds: int = 1
+    fold: int | str = 0           # a fold number or "all"
+    test_fraction: float = 0.25
+    sensitivity_target: float = 0.90
+    specificity_target: float = 0.90
+    auc_method: str = "delong"    # or "bootstrap"
+    augment: bool = True          # random left-right flips
+    training: TrainingConfig = field(default_factory=_default_training)
+
+
+@dataclass
+class DetectorResult:
+    run_dir: Path
+    evaluation: ClassifierEvaluation
+    splits: Splits
+    seconds: float
+    paths: dict[str, Path]
+
+
+class _Batches:
+    """Shuffled (inputs, targets) batches, re-iterable; randomness from torch's global RNG."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, augment: bool) -> None:
+        self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
+        self.batch_size, self.augment = batch_size, augment
+
+    def __iter__(self):
+        order = torch.randperm(len(self.x))
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            inputs = self.x[rows].clone()
+            if self.augment:
+                flip = torch.rand(len(rows)) < 0.5
+                inputs[flip] = inputs[flip].flip(-1)
+            yield inputs, self.y[rows]
+
+
+def class_weights(y: np.ndarray) -> torch.Tensor:
+    """Per finding negatives / positives on the training cases, within [1/20, 20] (1 if none)."""
+    positives = y.sum(axis=0)
+    negatives = len(y) - positives
+    weights = np.where(positives > 0, negatives / np.maximum(positives, 1), 1.0)
+    return torch.tensor(np.clip(weights, 1 / MAX_POS_WEIGHT, MAX_POS_WEIGHT), dtype=torch.float32)
+
+
+@torch.no_grad()
+def predict_arrays(model: nn.Module, x: np.ndarray, device: torch.device,
+                   batch_size: int = 8) -> np.ndarray:
+    """Sigmoid probabilities (cases, findings) of network inputs ``x``."""
+    model.eval()
+    out = [torch.sigmoid(model(torch.from_numpy(x[i:i + batch_size]).to(device))).cpu()
+           for i in range(0, len(x), batch_size)]
+    return torch.cat(out).numpy().astype(np.float64)
+
+
+def _validator(x: np.ndarray, y: np.ndarray, loss_fn: nn.Module, device: torch.device):
+    def validate(model: nn.Module) -> dict[str, float]:
+        probabilities = predict_arrays(model, x, device)
+        logits = torch.logit(torch.from_numpy(probabilities).clamp(1e-6, 1 - 1e-6)).float()
+        loss = float(loss_fn(logits.to(device), torch.from_numpy(y).to(device)))
+        metrics = {"val_loss": loss}
+        if 0 < y[:, 0].sum() < len(y):
+            from voxelwise.metrics.classification import roc_auc_ci
+
+            metrics["val_auc_first"] = roc_auc_ci(y[:, 0], probabilities[:, 0]).value
+        return metrics
+    return validate
+
+
+def make_detection_splits(data: DetectionData, config: DetectionConfig) -> Splits:
+    """Patient-level splits stratified by the first finding (any ICH)."""
+    positives = [c for c, label in zip(data.case_ids, data.y[:, 0], strict=True) if label]
+    return make_splits(dict(zip(data.case_ids, data.patients, strict=True)), positives,
+                       folds=config.folds, test_fraction=config.test_fraction,
+                       seed=config.training.seed, source=data.source)
+
+
+def _identity(data: DetectionData, config: DetectionConfig) -> dict[str, Any]:
+    return {"task": "ich-detection", "findings": data.findings, "input": data.spec.as_dict(),
+            **model_identity(config.model, 3 if data.spec.kind == "volume" and config.dims == 3
+                             else 2, data.x.shape[1], len(data.findings), data.spec.kind),
+            "folds": config.folds, "test_fraction": config.test_fraction,
+            "seed": config.training.seed}
+
+
+def _fold_numbers(config: DetectionConfig) -> list[int]:
+    if config.fold == "all":
+        return list(range(config.folds))
+    fold = int(config.fold)
+    if not 0 <= fold < config.folds:
+        raise InputError(None, f"fold {fold} does not exist ({config.folds} folds)")
+    return [fold]
+
+
+def train_fold(data: DetectionData, splits: Splits, fold: int, run_dir: Path,
+               config: DetectionConfig, resume: bool = False) -> Path:
+    """Train one fold into ``run_dir/fold_K``; returns its best checkpoint."""
+    identity = _identity(data, config)
+    part = splits.folds[fold]
+    x_train, y_train = data.subset(part["train"])
+    x_val, y_val = data.subset(part["validation"])
+    device = resolve_device(config.training.device)
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=class_weights(y_train).to(device))
+    seed_everything(config.training.seed + fold)
+    model = build_detector(identity)
+    batches = _Batches(x_train, y_train, config.training.batch_size, config.augment)
+    result = fit(model, batches, loss_fn, run_dir / f"fold_{fold}", config.training,
+                 validate=_validator(x_val, y_val, loss_fn, device), monitor="val_loss",
+                 mode="min", resume=resume, identity={**identity, "fold": fold},
+                 description=f"ich-detection fold {fold}")
+    return result.best_checkpoint
+
+
+def _scores(data: DetectionData, splits: Splits, folds: list[int], checkpoints: list[Path],
+            device: torch.device) -> tuple[list[str], np.ndarray, np.ndarray]:
+    validation_ids: list[str] = []
+    validation_scores, test_scores = [], []
+    x_test, _ = data.subset(splits.test)
+    for fold, checkpoint in zip(folds, checkpoints, strict=True):
+        model, _ = load_detector(checkpoint, device)
+        ids = splits.folds[fold]["validation"]
+        validation_ids += ids
+        validation_scores.append(predict_arrays(model, data.subset(ids)[0], device))
+        test_scores.append(predict_arrays(model, x_test, device))
+    return validation_ids, np.concatenate(validation_scores), np.mean(test_scores, axis=0)
+
+
+def _write_predictions(path: Path, rows: list[tuple[str, str, np.ndarray, np.ndarray]],
+                       findings: list[str]) -> Path:
+    lines = [",".join(["case", "split", *findings, *(f"p_{f}" for f in findings)])]
+    for case, split, y, p in rows:
+        lines.append(",".join([case, split, *(str(int(v)) for v in y),
+                               *(f"{v:.6f}" for v in p)]))
+    return write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def train_detector(data: DetectionData, run_dir: str | Path, config: DetectionConfig | None
+                   = None, *, resume: bool = False) -> DetectorResult:
+    """Split by patient, train the chosen fold(s), evaluate on the test split; write the run.
+
+    ``run_dir`` receives ``splits.json``, ``fold_K/`` (checkpoints, history.csv),
+    ``detector.json`` (findings, input, folds: what `predict_studies` needs),
+    ``predictions.csv``, ``findings.csv`` / ``findings_table.txt`` / ``confusion.csv``,
+    ``operating_points.json`` and ``train.json`` (the manifest).
+    """
+    config = config or DetectionConfig()
+    run_dir = Path(run_dir)
+    started = time.perf_counter()
+    splits = make_detection_splits(data, config)
+    splits.save(run_dir / "splits.json")
+    folds = _fold_numbers(config)
+    checkpoints = [train_fold(data, splits, f, run_dir, config, resume) for f in folds]
+    device = resolve_device(config.training.device)
+    validation_ids, s_val, s_test = _scores(data, splits, folds, checkpoints, device)
+    y_val, y_test = data.subset(validation_ids)[1], data.subset(splits.test)[1]
+    evaluation = evaluate_classifier(
+        data.findings, y_val, s_val, y_test, s_test,
+        sensitivity_target=config.sensitivity_target,
+        specificity_target=config.specificity_target, auc_method=config.auc_method,
+        seed=config.training.seed)
+    paths = evaluation.write(run_dir)
+    rows = [(c, "validation", y, p) for c, y, p in zip(validation_ids, y_val, s_val,
+                                                        strict=True)]
+    rows += [(c, "test", y, p) for c, y, p in zip(splits.test, y_test, s_test, strict=True)]
+    paths["predictions"] = _write_predictions(run_dir / "predictions.csv", rows, data.findings)
+    detector = {**_identity(data, config),
+                "checkpoints": [str(c.relative_to(run_dir)) for c in checkpoints]}
+    paths["detector"] = write_text_atomic(run_dir / "detector.json",
+                                          json.dumps(detector, indent=1))
+    seconds = time.perf_counter() - started
+    _write_manifest(run_dir, data, config, paths, seconds, splits)
+    return DetectorResult(run_dir, evaluation, splits, seconds, paths)
+
+
+def _write_manifest(run_dir: Path, data: DetectionData, config: DetectionConfig,
+                    paths: dict[str, Path], seconds: float, splits: Splits) -> None:
+    manifest = {
+        "command": "voxelwise train --task ich-detection", "version": __version__,
+        "torch": torch.__version__, "inputs": {"labels": str(data.source),
+                                               "cases": len(data.case_ids)},
+        "parameters": json.loads(json.dumps(asdict(config), default=str)),
+        "splits": {"test": len(splits.test), **{f"fold_{k}": {n: len(v) for n, v in f.items()}
+                                                for k, f in enumerate(splits.folds)}},
+        "seconds": round(seconds, 1), "outputs": {k: str(v) for k, v in paths.items()}}
+    write_text_atomic(run_dir / "train.json", json.dumps(manifest, indent=1))
