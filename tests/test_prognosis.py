@@ -196,3 +196,32 @@ def test_command_on_a_phantom(tmp_path, capsys) -> None:
     assert "imaging: 36 series of 18 patients" in out and "logistic: AUC clinical" in out
     predictions = pd.read_csv(tmp_path / "out" / "predictions.csv")
     assert len(predictions) == 18 and predictions["patient"].is_unique
+
+
+def test_repository_mode_reads_clinical_records_by_pseudonym(tmp_path, capsys) -> None:
+    from voxelwise.store import (
+        Repository,
+        get_or_create_center,
+        get_or_create_patient,
+        set_clinical_record,
+    )
+
+    clinical, biomarkers = _cohort(40)
+    with Repository.open(tmp_path / "repo") as repository:
+        with repository.session() as session:
+            center = get_or_create_center(session, "C01")
+            for row in clinical.drop(columns="_source").to_dict("records"):
+                patient = get_or_create_patient(session, center, f"pseudo-{row['patient_id']}")
+                variables = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()
+                             if k != "patient_id"}
+                set_clinical_record(session, patient, variables, "cohort.csv")
+    biomarkers["patient"] = "pseudo-" + biomarkers["patient"]
+    biomarkers.to_csv(tmp_path / "b.csv", index=False)
+    code = main(["prognosis", "--repo", str(tmp_path / "repo"), "--biomarkers",
+                 str(tmp_path / "b.csv"), "--models", "logistic", "--min-events", "5",
+                 "--outer-folds", "3", "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "clinical: 40 rows from repository" in out and "analysed: 40 patients" in out
+    assert pd.read_csv(tmp_path / "out" / "predictions.csv")["patient"].str.startswith(
+        "pseudo-").all()

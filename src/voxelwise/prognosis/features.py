@@ -200,7 +200,7 @@ def clinical_from_repository(repository: Any) -> pd.DataFrame:
     from voxelwise.store import ClinicalRecord, Patient
 
     with repository.session() as session:
-        rows = [{BIOMARKER_KEY: pseudonym, **(variables or {})} for pseudonym, variables in
+        rows = [{**(variables or {}), BIOMARKER_KEY: pseudonym} for pseudonym, variables in
                 session.execute(select(Patient.pseudonym, ClinicalRecord.variables)
                                 .join(ClinicalRecord, ClinicalRecord.patient_id == Patient.id))]
     if not rows:

@@ -61,7 +61,7 @@ def calibration_figure(result: PrognosisResult, model: str) -> Figure | None:
                   label=run.feature_set)
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1)
-    axes.set_xlabel(f"predicted probability of {result.event_name}")
+    axes.set_xlabel(f"predicted probability ({result.config.outcome})")
     axes.set_ylabel("observed proportion")
     axes.set_title(f"Calibration, {model} ({bins} groups of ~{result.data.n // bins} patients)",
                    fontsize=9)
