@@ -168,6 +168,10 @@ def test_threshold_from_the_run_or_given(tmp_path: Path) -> None:
         "high_specificity": {"threshold": 0.8}}}))
     assert resolve_threshold(run, None) == 0.12
     assert operating_point(run)["sensitivity"] == 0.97
+    (run / "operating_points.json").write_text(json.dumps(
+        {"any_ich": {"high_sensitivity": {"threshold": None}}}))
+    with pytest.raises(InputError, match="threshold is null .*give --threshold"):
+        resolve_threshold(run, None)
     (run / "operating_points.json").write_text(json.dumps({"sdh": {}}))
     with pytest.raises(InputError, match="no any_ich high_sensitivity threshold"):
         resolve_threshold(run, None)

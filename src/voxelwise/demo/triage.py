@@ -132,7 +132,7 @@ def _operating_point(state: DemoState) -> tuple[float | None, float | None, str]
         sensitivity, specificity = _number(point, "sensitivity"), _number(point, "specificity")
         if sensitivity is not None and specificity is not None:
             return sensitivity, specificity, f"{run}/operating_points.json"
-    return None, None, "stated defaults (no measured detector)"
+    return None, None, "stated defaults: no measured detector"
 
 
 def _candidates(detection: Any) -> list[dict]:

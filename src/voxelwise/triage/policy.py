@@ -71,6 +71,9 @@ def operating_point(run_dir: str | Path, finding: str = DEFAULT_FINDING,
     entry = data.get(finding, {}).get(point) if isinstance(data, dict) else None
     if not isinstance(entry, dict) or "threshold" not in entry:
         raise InputError(path, f"has no {finding} {point} threshold")
+    if entry["threshold"] is None:
+        raise InputError(path, f"the {finding} {point} threshold is null (the run's validation "
+                         "data could not choose one); give --threshold")
     entry = dict(entry)
     entry["threshold"] = check_threshold(entry["threshold"], path)
     return entry

@@ -94,7 +94,7 @@ def score_from_run(repository: Repository, run_dir: str | Path, *,
     source = f"model run {run_dir.resolve()}"
     stored, todo, unusable = _plan(repository, source, rescore)
     result = ScoreResult()
-    bar = tqdm(total=len(todo), desc="triage score", unit="study", disable=not progress)
+    bar = tqdm(total=len(todo), desc="triage score", unit="study", disable=not progress or not todo)
     for start in range(0, len(todo), max(1, batch_size)):
         batch = todo[start:start + max(1, batch_size)]
         scores = _predict(repository, run_dir, batch, predictor, column)
