@@ -141,7 +141,7 @@ def _folder_cases(root: Path, data: dict[str, Any], channels: int) -> list[Case]
 
 def open_folder_dataset(root: str | Path) -> SegmentationDataset:
     """The MSD / nnU-Net folder ``root`` (layout: module docstring); files are checked on load."""
-    root = Path(root)
+    root = Path(root).absolute()
     data = _read_dataset_json(root)
     path = root / DATASET_JSON
     channels = _channel_names(data, path)
@@ -165,7 +165,7 @@ def repository_dataset(repository_root: str | Path, db: str | None = None,
 
     from voxelwise.store import QC_OK, Annotation, AnnotationKind, Repository, Series
 
-    root = Path(repository_root)
+    root = Path(repository_root).absolute()
     cases: list[Case] = []
     classes: dict[int, str] = {0: "background"}
     with Repository.open(root, db) as repository, repository.session() as session:
