@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from voxelwise import __version__
+from voxelwise.demo.detection import step_detection
 from voxelwise.demo.ingest import step_ingest
 from voxelwise.demo.phantom import step_phantom, step_read_back
 from voxelwise.demo.prognosis import step_prognosis
@@ -29,6 +30,7 @@ STEPS: list[tuple[str, Callable[[DemoState], None]]] = [
     ("phantom", step_phantom),
     ("read back and show", step_read_back),
     ("ingest, de-identify and QC", step_ingest),
+    ("ICH detection: findings, ROC, heatmaps", step_detection),
     ("prognosis: clinical vs clinical + imaging", step_prognosis),
     ("triage: worklist and time to diagnosis", step_triage),
 ]

@@ -30,14 +30,21 @@ def _table(rows: list[dict]) -> Table:
 
 
 def _finding_summary(row: dict) -> dict[str, Any]:
+    """{n_test, n_positive_test, auc: {value, lower, upper} or None, high_sensitivity:
+    {threshold, sensitivity, specificity (+ _lower/_upper)}, high_specificity: {...}}."""
     def value(key: str) -> float | None:
         number = float(row[key])
         return None if math.isnan(number) else number
 
-    return {"n_test": row["n_test"], "n_positive_test": row["n_positive_test"],
-            "auc": value("auc"), "auc_lower": value("auc_lower"), "auc_upper": value("auc_upper"),
-            **{f"{p}_{m}": value(f"{p}_{m}") for p in ("high_sensitivity", "high_specificity")
-               for m in ("threshold", "sensitivity", "specificity")}}
+    auc = None if value("auc") is None else {
+        "value": value("auc"), "lower": value("auc_lower"), "upper": value("auc_upper"),
+        "method": row["auc_method"]}
+    points = {p: {"threshold": value(f"{p}_threshold"),
+                  **{f"{m}{end}": value(f"{p}_{m}{end}") for m in ("sensitivity", "specificity")
+                     for end in ("", "_lower", "_upper")}}
+              for p in ("high_sensitivity", "high_specificity")}
+    return {"n_test": row["n_test"], "n_positive_test": row["n_positive_test"], "auc": auc,
+            **points}
 
 
 def _heatmaps(section, data, result) -> int:
@@ -71,7 +78,7 @@ def step_detection(state: DemoState) -> None:
     section = state.report.section("ICH detection: findings per study")
     data = load_detection_data(state.phantom_root, spec=InputSpec(size=64, slices=16))
     config = DetectionConfig(model="resnet18", dims=2, test_fraction=0.25, training=TrainingConfig(
-        epochs=6 if small else 12, batch_size=4, learning_rate=1e-3, optimizer="adamw",
+        epochs=4 if small else 12, batch_size=4, learning_rate=1e-3, optimizer="adamw",
         schedule="cosine", weight_decay=1e-4, seed=state.config.seed, threads=2))
     run_dir = state.config.out / "detector"
     try:
@@ -96,7 +103,9 @@ def step_detection(state: DemoState) -> None:
                            "dots: high-sensitivity, squares: high-specificity operating points")
     shown = _heatmaps(section, data, result)
     state.outputs["detector_run"] = run_dir
+    summaries = {r["finding"]: _finding_summary(r) for r in evaluation.rows}
     state.findings["detection"] = {
-        "trained": True, "studies": len(data.case_ids), "test_studies": len(result.splits.test),
+        "trained": True, "any_ich": summaries.get("any_ich"), "studies": len(data.case_ids),
+        "test_studies": len(result.splits.test),
         "heatmaps": shown, "notes": evaluation.notes,
-        "findings": {r["finding"]: _finding_summary(r) for r in evaluation.rows}}
+        "findings": summaries}
