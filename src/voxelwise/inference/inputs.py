@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ class InferenceInput:
     """"dicom", "nifti" or "repository"."""
     source: str
     source_files: list[Path] = field(default_factory=list)
+    read_seconds: float | None = None
 
     @property
     def series_instance_uid(self) -> str | None:
@@ -81,16 +83,19 @@ def read_repository_input(repository: Repository, series_uid: str) -> InferenceI
 def read_input(path: str | Path | None = None, *, series_uid: str | None = None,
                repository: Repository | None = None) -> InferenceInput:
     """A DICOM folder, a NIfTI file, or (``path=None``) a repository series."""
+    started = time.perf_counter()
     if path is None:
         if repository is None or not series_uid:
             raise InputError(None, "give an input (DICOM folder or NIfTI file) or --repo with "
                              "--series-uid")
-        return read_repository_input(repository, series_uid)
-    path = Path(path)
-    if path.is_dir():
-        return read_dicom_input(path, series_uid)
-    if not path.exists():
+        source = read_repository_input(repository, series_uid)
+    elif Path(path).is_dir():
+        source = read_dicom_input(Path(path), series_uid)
+    elif not Path(path).exists():
         raise InputError(path, "no such file or folder")
-    if path.name.endswith(_NIFTI):
-        return read_nifti_input(path)
-    raise InputError(path, "expected a DICOM series folder or a .nii/.nii.gz file")
+    elif Path(path).name.endswith(_NIFTI):
+        source = read_nifti_input(Path(path))
+    else:
+        raise InputError(path, "expected a DICOM series folder or a .nii/.nii.gz file")
+    source.read_seconds = round(time.perf_counter() - started, 3)
+    return source

@@ -115,17 +115,27 @@ def infer(run_dir: str | Path | Ensemble, source: InferenceInput, out_dir: str |
 
     config = config or InferenceConfig()
     out_dir, name = Path(out_dir), name or source.name
-    started = time.perf_counter()
+    clock = [time.perf_counter()]
+    timings: dict[str, float] = {}
+
+    def lap(step: str) -> None:
+        clock.append(time.perf_counter())
+        timings[step] = round(clock[-1] - clock[-2], 3)
+
     ensemble = run_dir if isinstance(run_dir, Ensemble) else load_ensemble(
         run_dir, config.folds, device=config.device, checkpoint=config.checkpoint)
+    lap("load_models")
     labels = predict_volume(ensemble, source.image, config)
+    lap("predict")
     outputs = {"labels": str(write_nifti(labels, out_dir / f"{name}.nii.gz"))}
+    lap("write_nifti")
     classes = {k: v for k, v in ensemble.classes.items() if k != 0}
     if seg and source.source_files:
         outputs["seg"] = str(write_segmentation(
             labels, source.source_files, out_dir / f"{name}.seg.dcm", classes,
             algorithm_name="voxelwise infer", series_description=f"voxelwise "
             f"{Path(ensemble.run_dir).name} segmentation"))
+        lap("write_seg")
     manifest = {
         "command": "voxelwise infer", "version": __version__,
         "input": {"kind": source.kind, "source": source.source,
@@ -134,7 +144,8 @@ def infer(run_dir: str | Path | Ensemble, source: InferenceInput, out_dir: str |
                   "spacing_mm": [round(s, 4) for s in source.image.spacing]},
         "parameters": asdict(config), "inference": labels.meta["inference"],
         "volumes_ml": class_volumes_ml(labels, classes), "outputs": outputs,
-        "seconds": round(time.perf_counter() - started, 3),
+        "timings_s": {"read_input": source.read_seconds, **timings},
+        "seconds": round(clock[-1] - clock[0], 3),
     }
     outputs["manifest"] = str(out_dir / f"{name}.json")
     write_text_atomic(outputs["manifest"], json.dumps(manifest, indent=2, default=str))
