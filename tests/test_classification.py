@@ -174,3 +174,17 @@ def test_detector_on_phantom_series_and_interface_f(phantom: Path, tmp_path: Pat
     model, _ = load_detector(result.run_dir / "fold_0" / "checkpoint_best.pt")
     index, heat = study_heatmap(model, data.x[0])
     assert 0 <= index < 8 and heat.shape == (32, 32)
+
+
+def test_detect_command_prints_findings(tmp_path: Path, capsys) -> None:
+    csv_path = _image_set(tmp_path / "set", n=24)
+    run = tmp_path / "run"
+    assert main(["train", str(csv_path.parent), "--out", str(run), "--task", "ich-detection",
+                 "--epochs", "1", "--image-size", "32", "--threads", "1"]) == 0
+    capsys.readouterr()
+    out_csv = tmp_path / "calls.csv"
+    assert main(["detect", str(run), str(csv_path.parent / "img00.png"), "--out",
+                 str(out_csv)]) == 0
+    printed = capsys.readouterr().out
+    assert "img00.png" in printed and "any_ich" in printed
+    assert out_csv.is_file() and Path(f"{out_csv}.json").is_file()

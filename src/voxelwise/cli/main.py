@@ -16,6 +16,7 @@ from voxelwise.cli import (
     annotations,
     clinical,
     demo,
+    detect,
     dicom,
     evaluate,
     infer,
@@ -32,7 +33,7 @@ from voxelwise.cli import (
 from voxelwise.errors import VoxelwiseError
 
 COMMANDS = (phantom, dicom, ingest, qc, repo, clinical, annotations, plan, preprocess, train,
-            evaluate, infer, prognosis, triage, demo)
+            evaluate, detect, infer, prognosis, triage, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
