@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from voxelwise.errors import InputError
-from voxelwise.imaging.volume import Volume
+
+if TYPE_CHECKING:
+    from voxelwise.imaging.volume import Volume
 
 
 def detector_info(run_dir: str | Path) -> dict[str, Any]:
