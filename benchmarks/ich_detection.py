@@ -16,16 +16,16 @@ from pathlib import Path
 import torch
 
 
-def phantom_comparison(out: Path, epochs: int) -> list[dict]:
+def phantom_comparison(out: Path, epochs: int, size: int, slices: int) -> list[dict]:
     from voxelwise.data.phantoms.head_ct import generate_head_ct_study
-    from voxelwise.tasks.classification.data import load_detection_data
+    from voxelwise.tasks.classification.data import InputSpec, load_detection_data
     from voxelwise.tasks.classification.train import DetectionConfig, train_detector
     from voxelwise.training import TrainingConfig
 
     study = generate_head_ct_study(out / "phantom", centers=4, patients=10, followups=2,
                                    size="small", seed=0, progress=False)
     started = time.perf_counter()
-    data = load_detection_data(study.root)
+    data = load_detection_data(study.root, spec=InputSpec(size=size, slices=slices))
     load_s = time.perf_counter() - started
     rows = []
     for dims, model in ((2, "resnet18"), (3, "resnet18")):
@@ -77,12 +77,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=Path("bench-ich"))
     parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--slices", type=int, default=16)
     parser.add_argument("--skip-cxr", action="store_true")
     parser.add_argument("--skip-phantom", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(2)
     if not args.skip_phantom:
-        for row in phantom_comparison(args.out, args.epochs):
+        for row in phantom_comparison(args.out, args.epochs, args.size, args.slices):
             print(row)
     if not args.skip_cxr:
         print(cxr_check(args.out, args.epochs))

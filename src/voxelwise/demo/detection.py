@@ -78,7 +78,7 @@ def step_detection(state: DemoState) -> None:
     section = state.report.section("ICH detection: findings per study")
     data = load_detection_data(state.phantom_root, spec=InputSpec(size=64, slices=16))
     config = DetectionConfig(model="resnet18", dims=2, test_fraction=0.25, training=TrainingConfig(
-        epochs=4 if small else 12, batch_size=4, learning_rate=1e-3, optimizer="adamw",
+        epochs=4 if small else 8, batch_size=4, learning_rate=1e-3, optimizer="adamw",
         schedule="cosine", weight_decay=1e-4, seed=state.config.seed, threads=2))
     run_dir = state.config.out / "detector"
     try:
