@@ -19,6 +19,7 @@ from voxelwise.demo.detection import step_detection
 from voxelwise.demo.ingest import step_ingest
 from voxelwise.demo.phantom import step_phantom, step_read_back
 from voxelwise.demo.prognosis import step_prognosis
+from voxelwise.demo.segmentation import step_segmentation
 from voxelwise.demo.state import DemoConfig, DemoState
 from voxelwise.demo.triage import step_triage
 from voxelwise.fileio import write_text_atomic
@@ -30,6 +31,7 @@ STEPS: list[tuple[str, Callable[[DemoState], None]]] = [
     ("phantom", step_phantom),
     ("read back and show", step_read_back),
     ("ingest, de-identify and QC", step_ingest),
+    ("segmentation: train, infer, evaluate", step_segmentation),
     ("ICH detection: findings, ROC, heatmaps", step_detection),
     ("prognosis: clinical vs clinical + imaging", step_prognosis),
     ("triage: worklist and time to diagnosis", step_triage),
