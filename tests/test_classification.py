@@ -188,3 +188,24 @@ def test_detect_command_prints_findings(tmp_path: Path, capsys) -> None:
     printed = capsys.readouterr().out
     assert "img00.png" in printed and "any_ich" in printed
     assert out_csv.is_file() and Path(f"{out_csv}.json").is_file()
+
+
+def test_repository_with_labels_csv(phantom: Path, tmp_path: Path) -> None:
+    from voxelwise.ingest.pipeline import ingest_folder
+    from voxelwise.store import Repository
+
+    key = tmp_path / "deid.key"
+    with Repository.open(tmp_path / "repo") as repository:
+        ingest_folder(phantom / "dicom" / "AVGH", repository, "AVGH", key_path=key)
+    lines = (phantom / "labels.csv").read_text().splitlines()
+    rows = [lines[0], *(line for line in lines[1:] if line.startswith("AVGH,"))]
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    data = load_detection_data(tmp_path / "repo", labels=tmp_path / "labels.csv", key_path=key,
+                               spec=InputSpec(size=32, slices=8))
+    originals = {line.split(",")[5] for line in rows[1:]}
+    assert len(data.case_ids) == 4 and not set(data.case_ids) & originals  # de-identified
+    assert len(set(data.patients)) == 2 and "AV" not in "".join(data.patients)[:2]
+    bad = tmp_path / "bad.csv"
+    bad.write_text(rows[0] + "\n" + rows[1].replace(rows[1].split(",")[5], "1.2.3.4") + "\n")
+    with pytest.raises(InputError, match="line 2: no series with Series Instance UID 1.2.3.4"):
+        load_detection_data(tmp_path / "repo", labels=bad, key_path=key)
