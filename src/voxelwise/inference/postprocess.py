@@ -32,14 +32,19 @@ def labels_on_grid(probabilities: np.ndarray, grid: Volume, target: Volume) -> n
         raise ValueError(f"probabilities {probabilities.shape[1:]} are not on grid {grid.shape}")
     if grid.same_grid(target):
         return np.argmax(probabilities, axis=0).astype(_label_dtype(classes))
+    # linear interpolation keeps the probabilities summing to one, so the background is one
+    # minus the resampled foreground classes: K - 1 resamplings instead of K
     best = np.full(target.shape, -1.0, dtype=np.float32)
+    foreground = np.zeros(target.shape, dtype=np.float32)
     labels = np.zeros(target.shape, dtype=_label_dtype(classes))
-    for k in range(classes):  # one class at a time: memory of two native-size maps, not K
+    for k in range(1, classes):  # one class at a time: a few native-size maps, not K
         channel = grid.with_array(np.ascontiguousarray(probabilities[k], dtype=np.float32))
-        resampled = resample_to(channel, target, "linear", fill_value=1.0 if k == 0 else 0.0)
-        better = resampled.array > best
-        best[better] = resampled.array[better]
+        resampled = resample_to(channel, target, "linear", fill_value=0.0).array
+        foreground += resampled
+        better = resampled > best
+        best[better] = resampled[better]
         labels[better] = k
+    labels[(1.0 - foreground) >= best] = 0
     return labels
 
 
