@@ -1,0 +1,390 @@
+"""Midline shift from a head CT: the ideal midline from the skull, the actual one at the septum.
+
+Method (on the CT image in HU, reoriented to the canonical axial frame):
+
+1. **Ideal midline** (the sagittal plane the brain would lie on without mass effect): per axial
+   slice, the cranial cavity is the region enclosed by bone (> 300 HU). Its symmetry axis is
+   found by iterating: chords perpendicular to the current axis are cut through the cavity, a
+   line is fitted to their midpoints, and the axis moves onto that line (for a mirror-symmetric
+   outline the midpoints of perpendicular chords lie exactly on the axis). The slices with the
+   largest cavities give a median angle; the offset is fitted linearly along the slices.
+2. **Actual midline**: on lines perpendicular to the ideal midline, the smoothed image is cut
+   into CSF runs (< 15 HU). The septum pellucidum is the narrow (0.5-6 mm) non-CSF gap between
+   two CSF runs of at least 3 mm (the lateral ventricles) within 30 mm of the ideal midline.
+   Its offset is taken per row along the septum, median-filtered, and the 90th percentile of
+   its magnitude is the slice's shift; the scan's shift is the largest over slices (the level of
+   the foramen of Monro, where the displacement of the septum is greatest).
+
+Signed values are along LPS x' (the ideal midline's normal pointing to the patient's left):
+positive means displaced towards the left. `MidlineEstimate.lateral_mm` gives the signed
+distance of any LPS point from the ideal midline, which is how lesions get their hemisphere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from voxelwise.errors import InputError
+from voxelwise.imaging.resample import reorient
+from voxelwise.imaging.volume import Volume
+
+BONE_HU = 300.0
+CSF_HU = 15.0
+MIN_CAVITY_MM2 = 2500.0
+_SEARCH_MM = 30.0
+_GAP_MM = (0.5, 6.0)
+_MIN_RUN_MM = 3.0
+
+
+@dataclass
+class MidlineEstimate:
+    """The ideal midline plane of a scan and the septum's displacement from it.
+
+    The plane is given in the canonical frame (axes S, P, L of the reoriented image) as, per
+    slice index k, a point ``(y_k, x_k)`` in mm from the grid origin and one unit normal
+    ``(ny, nx)`` (pointing to the patient's left); ``to_lps`` / ``lateral_mm`` convert.
+    """
+
+    shift_mm: float | None            # |displacement| of the septum; None if not found
+    signed_shift_mm: float | None     # + towards the patient's left
+    angle_deg: float                  # ideal midline's angle to the grid's AP axis
+    slope: float                      # lateral offset change per mm along the slices
+    intercept: float                  # lateral offset (mm from the grid) at slice 0
+    canonical: Volume = field(repr=False)  # a tiny Volume carrying the canonical geometry
+    septum_slice: int | None = None   # canonical slice index where the shift was measured
+    septum_row_mm: float | None = None  # AP position (mm along the ideal midline) of the septum
+    slices_used: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def normal(self) -> np.ndarray:
+        theta = np.deg2rad(self.angle_deg)
+        return np.array([-np.sin(theta), np.cos(theta)])  # (y, x) components
+
+    def offset_at(self, z_mm: float) -> float:
+        return self.intercept + self.slope * z_mm
+
+    def lateral_mm(self, points_lps: np.ndarray) -> np.ndarray:
+        """Signed distance (mm, + to the patient's left) of (N, 3) LPS points from the plane."""
+        index = self.canonical.lps_to_index(points_lps)
+        local = index * np.asarray(self.canonical.spacing)  # (z, y, x) mm in the canonical grid
+        return local[:, 1:] @ self.normal - self.offset_at_array(local[:, 0])
+
+    def offset_at_array(self, z_mm: np.ndarray) -> np.ndarray:
+        return self.intercept + self.slope * np.asarray(z_mm)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"shift_mm": self.shift_mm, "signed_shift_mm": self.signed_shift_mm,
+                "angle_deg": round(self.angle_deg, 3), "septum_slice": self.septum_slice,
+                "slices_used": self.slices_used, "notes": list(self.notes)}
+
+
+def _grid_frame(volume: Volume) -> Volume:
+    """A 1-voxel Volume that carries ``volume``'s geometry (for point conversions)."""
+    return Volume(np.zeros((1, 1, 1), np.uint8), volume.spacing, volume.origin,
+                  volume.direction)
+
+
+def _cavity(bone: np.ndarray) -> np.ndarray | None:
+    """The largest region enclosed by bone in one slice, or None."""
+    inside = ndimage.binary_fill_holes(bone) & ~bone
+    labels, count = ndimage.label(inside)
+    if count == 0:
+        return None
+    sizes = np.bincount(labels.ravel())[1:]
+    return labels == (int(np.argmax(sizes)) + 1)
+
+
+def _symmetry_axis(points: np.ndarray, iterations: int = 6) -> tuple[float, np.ndarray]:
+    """Angle (rad) and a point (y, x) of the symmetry axis of a 2-D region's pixels (mm)."""
+    theta = 0.0
+    point = points.mean(axis=0)
+    for _ in range(iterations):
+        along = np.array([np.cos(theta), np.sin(theta)])     # (y, x): mostly posterior
+        normal = np.array([-np.sin(theta), np.cos(theta)])   # mostly to the left
+        relative = points - point
+        t, s = relative @ along, relative @ normal
+        bins = np.round(t / 2.0).astype(int)
+        order = np.argsort(bins)
+        bins, s_sorted = bins[order], s[order]
+        starts = np.flatnonzero(np.r_[True, np.diff(bins) != 0])
+        low = np.minimum.reduceat(s_sorted, starts)
+        high = np.maximum.reduceat(s_sorted, starts)
+        chord = high - low
+        keep = chord > 0.6 * chord.max()
+        if keep.sum() < 3:
+            break
+        centres = bins[starts][keep] * 2.0
+        middles = (low + high)[keep] / 2.0
+        beta, alpha = np.polyfit(centres, middles, 1)
+        point = point + alpha * normal
+        theta += float(np.arctan(beta))
+    return theta, point
+
+
+def _cavities(hu: np.ndarray, spacing: tuple[float, float, float]
+              ) -> dict[int, np.ndarray]:
+    """Slice index -> cranial cavity mask, for slices whose cavity is large enough."""
+    _, dy, dx = spacing
+    found = {}
+    for k in range(hu.shape[0]):
+        cavity = _cavity(hu[k] > BONE_HU)
+        if cavity is not None and cavity.sum() * dy * dx >= MIN_CAVITY_MM2:
+            found[k] = cavity
+    return found
+
+
+def _skull_midline(cavities: dict[int, np.ndarray], spacing: tuple[float, float, float]
+                   ) -> tuple[float, float, list[int]]:
+    """(angle rad, offset mm) of the skull's symmetry axis, and the slices it was fitted on."""
+    _, dy, dx = spacing
+    areas = {k: float(c.sum()) * dy * dx for k, c in cavities.items()}
+    largest = max(areas.values())
+    chosen = [k for k, area in areas.items() if area >= 0.6 * largest]
+    axes = []
+    for k in chosen:
+        rows, cols = np.nonzero(cavities[k])
+        axes.append(_symmetry_axis(np.stack([rows * dy, cols * dx], axis=1)))
+    theta = float(np.median([a for a, _ in axes]))
+    normal = np.array([-np.sin(theta), np.cos(theta)])
+    return theta, float(np.median([p @ normal for _, p in axes])), chosen
+
+
+def _robust_line(t: np.ndarray, s: np.ndarray) -> tuple[float, float]:
+    """(slope, intercept) of s against t, refitted without points beyond 3 robust SDs."""
+    keep = np.ones(t.size, bool)
+    for _ in range(3):
+        slope, intercept = np.polyfit(t[keep], s[keep], 1)
+        residual = s - (intercept + slope * t)
+        spread = 1.4826 * np.median(np.abs(residual[keep])) + 0.2
+        keep = np.abs(residual) <= 3.0 * spread
+    return float(slope), float(intercept)
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) index pairs of the True runs of a 1-D mask."""
+    padded = np.r_[False, mask, False].astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return list(zip(edges[::2], edges[1::2], strict=True))
+
+
+@dataclass
+class _Slice:
+    """One axial slice resampled on lines perpendicular to the coarse midline."""
+
+    index: int
+    t: np.ndarray          # mm along the midline (rows of ``values``)
+    s: np.ndarray          # mm across it, + to the patient's left (columns)
+    values: np.ndarray     # smoothed HU
+    depth: np.ndarray      # mm inside the inner table (negative outside the cavity)
+
+
+def _resample_slice(hu: np.ndarray, cavity: np.ndarray, spacing_yx: tuple[float, float],
+                    theta: float, offset: float, half_width: float, index: int) -> _Slice:
+    dy, dx = spacing_yx
+    step = min(0.25, 0.5 * min(dy, dx))
+    sigma = (max(0.7 / dy, 0.4), max(0.7 / dx, 0.4))
+    smooth = ndimage.gaussian_filter(hu, sigma)
+    depth = ndimage.distance_transform_edt(cavity, sampling=(dy, dx))
+    along = np.array([np.cos(theta), np.sin(theta)])
+    normal = np.array([-np.sin(theta), np.cos(theta)])
+    rows, cols = np.nonzero(cavity)
+    t_all = np.stack([rows * dy, cols * dx], axis=1) @ along
+    t = np.arange(np.floor(t_all.min()), np.ceil(t_all.max()) + 1.0, 1.0)
+    s = np.arange(-half_width, half_width + step / 2, step)
+    points = (offset * normal)[None, None] + t[:, None, None] * along \
+        + s[None, :, None] * normal
+    coords = np.stack([points[..., 0] / dy, points[..., 1] / dx])
+    values = ndimage.map_coordinates(smooth, coords, order=1, mode="nearest")
+    inside = ndimage.map_coordinates(depth, coords, order=1, mode="constant", cval=0.0)
+    return _Slice(index, t, s, values, inside)
+
+
+def _falx_attachments(cut: _Slice, reach_mm: float = 14.0) -> list[tuple[float, float, float]]:
+    """(t, s, end) of falx ridge points within ``reach_mm`` of the cavity's AP ends.
+
+    The falx is the dense (~60 HU) sheet in the CSF of the interhemispheric fissure: a ridge of
+    the profile across the midline. Near its anterior and posterior attachments to the inner
+    table it is hardly displaced by a mass, which is why those points define the ideal midline.
+    """
+    inside_rows = np.flatnonzero(cut.depth[:, len(cut.s) // 2] > 3.0)
+    if inside_rows.size < 10:
+        return []
+    first, last = cut.t[inside_rows[0]], cut.t[inside_rows[-1]]
+    step = cut.s[1] - cut.s[0]
+    width = max(int(round(2.0 / step)), 1)
+    found = []
+    for i in inside_rows:
+        t = cut.t[i]
+        end = -1.0 if t - first < reach_mm else 1.0 if last - t < reach_mm else 0.0
+        if end == 0.0:
+            continue
+        row, valid = cut.values[i], cut.depth[i] > 2.0
+        if valid.sum() < 0.5 * valid.size:
+            continue
+        ridge = row - 0.5 * (np.roll(row, width) + np.roll(row, -width))
+        ridge[:width], ridge[-width:] = -np.inf, -np.inf
+        ridge[~valid] = -np.inf
+        peak = int(np.argmax(ridge))
+        if ridge[peak] < 15.0:
+            continue
+        left, centre, right = ridge[peak - 1:peak + 2]
+        curvature = left - 2 * centre + right
+        delta = 0.5 * (left - right) / curvature if np.isfinite(curvature) and curvature < 0 \
+            else 0.0
+        found.append((float(t), float(cut.s[peak] + delta * step), end))
+    return found
+
+
+def _septum_in_row(profile: np.ndarray, ventricle: np.ndarray, s: np.ndarray,
+                   step: float) -> float | None:
+    """Lateral position (mm) of the septum in one profile through the ventricles, or None.
+
+    Two ventricle runs with a narrow gap: the gap's centre. One wide run: the densest point
+    inside it (the septum blurred into the CSF on a coarse grid), if it stands out.
+    """
+    runs = [(a, b) for a, b in _runs(ventricle) if (b - a) * step >= _MIN_RUN_MM]
+    candidates = []
+    for (a1, b1), (a2, b2) in zip(runs, runs[1:], strict=False):
+        gap = (a2 - b1) * step
+        if _GAP_MM[0] <= gap <= _GAP_MM[1]:
+            candidates.append(((b1 - a1 + b2 - a2) * step, (s[b1 - 1] + s[a2]) / 2.0))
+    for a, b in runs:
+        margin = int(round(1.5 / step))
+        if (b - a) * step < 8.0 or b - a <= 2 * margin + 2:
+            continue
+        inner = profile[a + margin:b - margin]
+        peak = int(np.argmax(inner))
+        if inner[peak] - min(inner[:peak + 1].min(), inner[peak:].min()) >= 4.0 \
+                and inner[:peak + 1].min() < inner[peak] - 4.0 \
+                and inner[peak:].min() < inner[peak] - 4.0:
+            candidates.append(((b - a) * step, float(s[a + margin + peak])))
+    if not candidates:
+        return None
+    return float(max(candidates)[1])
+
+
+def _ventricles(cut: _Slice) -> np.ndarray:
+    """Deep CSF regions of the resampled slice (the lateral ventricles and their neighbours)."""
+    csf = (cut.values < CSF_HU) & (cut.depth > 12.0)
+    labels, count = ndimage.label(csf)
+    if count == 0:
+        return csf
+    step = cut.s[1] - cut.s[0]
+    sizes = np.bincount(labels.ravel()) * step * 1.0
+    keep = sizes >= 25.0
+    keep[0] = False
+    return keep[labels]
+
+
+def _slice_septum(cut: _Slice) -> tuple[float, float, int] | None:
+    """(signed shift mm, AP position mm, rows found) of the septum in one resampled slice."""
+    ventricle = _ventricles(cut)
+    step = cut.s[1] - cut.s[0]
+    central = np.abs(cut.s) <= _SEARCH_MM
+    found = []
+    for i, t in enumerate(cut.t):
+        if not ventricle[i, central].any():
+            continue
+        centre = _septum_in_row(cut.values[i, central], ventricle[i, central],
+                                cut.s[central], step)
+        if centre is not None and abs(centre) < _SEARCH_MM - 3.0:
+            found.append((float(t), centre))
+    if len(found) < 5:
+        return None
+    positions = ndimage.median_filter(np.array([c for _, c in found]), size=5, mode="nearest")
+    track = np.abs(positions - np.median(positions)) <= 3.0
+    if track.sum() < 5:
+        return None
+    kept = positions[track]
+    value = float(np.percentile(kept, 75 if np.median(kept) > 0 else 25))
+    rows = np.array([t for t, _ in found])[track]
+    return value, float(np.median(rows)), int(track.sum())
+
+
+def _consensus_line(anterior: np.ndarray, posterior: np.ndarray, tolerance_mm: float = 1.5
+                    ) -> tuple[float, float]:
+    """(slope, intercept) of the line through most anterior and posterior (t, s) points.
+
+    RANSAC over anterior-posterior pairs (fixed seed), then a robust refit on the inliers: ridge
+    points off the falx (a sulcus, a haematoma's edge) do not pull the line.
+    """
+    rng = np.random.default_rng(0)
+    points = np.concatenate([anterior, posterior])
+    best, best_count = np.ones(len(points), bool), -1
+    for _ in range(300):
+        (t1, s1), (t2, s2) = anterior[rng.integers(len(anterior))], \
+            posterior[rng.integers(len(posterior))]
+        if abs(t2 - t1) < 1.0:
+            continue
+        slope = (s2 - s1) / (t2 - t1)
+        inliers = np.abs(points[:, 1] - (s1 + slope * (points[:, 0] - t1))) <= tolerance_mm
+        if inliers.sum() > best_count:
+            best, best_count = inliers, int(inliers.sum())
+    return _robust_line(points[best, 0], points[best, 1])
+
+
+def _line_through(theta: float, offset: float, slope: float, intercept: float
+                  ) -> tuple[float, float]:
+    """The line ``s = intercept + slope * t`` of the frame (theta, offset), as (theta, offset)."""
+    along = np.array([np.cos(theta), np.sin(theta)])
+    normal = np.array([-np.sin(theta), np.cos(theta)])
+    point = (offset + intercept) * normal
+    new_theta = theta + float(np.arctan(slope))
+    new_normal = np.array([-np.sin(new_theta), np.cos(new_theta)])
+    del along
+    return new_theta, float(point @ new_normal)
+
+
+def _refine_with_falx(hu: np.ndarray, cavities: dict[int, np.ndarray],
+                      spacing: tuple[float, float, float], theta: float, offset: float,
+                      notes: list[str]) -> tuple[float, float]:
+    """The ideal midline through the falx attachments (skull axis kept when too few)."""
+    for half_width, reach in ((16.0, 25.0), (6.0, 14.0)):  # coarse corridor, then narrow
+        ends: dict[float, list[tuple[float, float]]] = {-1.0: [], 1.0: []}
+        for k, cavity in cavities.items():
+            cut = _resample_slice(hu[k], cavity, spacing[1:], theta, offset, half_width, k)
+            for t, s, end in _falx_attachments(cut, reach):
+                ends[end].append((t, s))
+        if min(len(points) for points in ends.values()) < 4:
+            notes.append("falx attachments not found; ideal midline from the skull's symmetry")
+            return theta, offset
+        slope, intercept = _consensus_line(np.array(ends[-1.0]), np.array(ends[1.0]))
+        theta, offset = _line_through(theta, offset, slope, intercept)
+    return theta, offset
+
+
+def estimate_midline(image: Volume) -> MidlineEstimate:
+    """Ideal midline and midline shift of a head CT (HU); see the module docstring."""
+    ct = reorient(image)
+    hu = ct.array.astype(np.float32, copy=False)
+    if float(np.percentile(hu, 99.5)) < BONE_HU:
+        raise InputError(image.meta.get("source"), "no bone (> 300 HU) in the image; the "
+                         "midline needs a head CT in Hounsfield units")
+    cavities = _cavities(hu, ct.spacing)
+    if not cavities:
+        raise InputError(image.meta.get("source"), "no axial slice with a cranial cavity "
+                         f"enclosed by bone (> {BONE_HU:g} HU); is this a head CT in HU?")
+    notes: list[str] = []
+    theta, offset, used = _skull_midline(cavities, ct.spacing)
+    theta, offset = _refine_with_falx(hu, cavities, ct.spacing, theta, offset, notes)
+    estimate = MidlineEstimate(None, None, float(np.rad2deg(theta)), 0.0, offset,
+                               _grid_frame(ct), slices_used=len(used), notes=notes)
+    best = None
+    for k, cavity in cavities.items():
+        cut = _resample_slice(hu[k], cavity, ct.spacing[1:], theta, offset, _SEARCH_MM + 5, k)
+        found = _slice_septum(cut)
+        if found is not None and (best is None or found[2] > best[1][2]):
+            best = (k, found)
+    if best is None:
+        notes.append("septum pellucidum not found between two CSF-filled ventricles")
+        return estimate
+    k, (signed, row, _) = best
+    estimate.shift_mm = round(abs(signed), 2)
+    estimate.signed_shift_mm = round(signed, 2)
+    estimate.septum_slice, estimate.septum_row_mm = k, row
+    return estimate
