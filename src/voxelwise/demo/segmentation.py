@@ -71,7 +71,7 @@ def _predict_all(state: DemoState, run_dir: Path, predicted: Path) -> tuple[dict
 
     assert state.phantom_root is not None
     test = set(Splits.load(run_dir / "splits.json").test)
-    config = InferenceConfig(folds=(0,))
+    config = InferenceConfig(folds=(0,), threads=1)  # tiny series: no thread contention
     ensemble = load_ensemble(run_dir, [0])
     staging = predicted.with_name(f".{predicted.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)

@@ -69,11 +69,20 @@ def predict_volume(run_dir: str | Path | Ensemble, image: Volume,
     loaded `Ensemble`; ``options`` override fields of ``config`` (e.g. ``tta=True``).
     ``meta["inference"]`` records folds, settings, removed components and timings (s).
     """
-    config = InferenceConfig(**{**asdict(config or InferenceConfig()), **options})
-    if config.threads:
-        import torch
+    import torch
 
+    config = InferenceConfig(**{**asdict(config or InferenceConfig()), **options})
+    threads = torch.get_num_threads()
+    if config.threads:
         torch.set_num_threads(config.threads)
+    try:
+        return _predict_volume(run_dir, image, config)
+    finally:
+        torch.set_num_threads(threads)  # the caller's setting, for what runs next
+
+
+def _predict_volume(run_dir: str | Path | Ensemble, image: Volume,
+                    config: InferenceConfig) -> Volume:
     started = time.perf_counter()
     ensemble = run_dir if isinstance(run_dir, Ensemble) else load_ensemble(
         run_dir, config.folds, device=config.device, checkpoint=config.checkpoint)
