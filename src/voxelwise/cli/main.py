@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from voxelwise import __version__
 from voxelwise.cli import (
     annotations,
+    biomarkers,
     clinical,
     demo,
     detect,
@@ -33,7 +34,7 @@ from voxelwise.cli import (
 from voxelwise.errors import VoxelwiseError
 
 COMMANDS = (phantom, dicom, ingest, qc, repo, clinical, annotations, plan, preprocess, train,
-            evaluate, detect, infer, prognosis, triage, demo)
+            evaluate, detect, infer, biomarkers, prognosis, triage, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
