@@ -143,7 +143,7 @@ def _class_summary(records: list[dict[str, Any]], voxels: np.ndarray, labels: Vo
 
 def measure_series(labels: Volume, image: Volume | None = None,
                    classes: dict[int, str] | None = None, min_lesion_ml: float = 0.01,
-                   **info: Any) -> SeriesBiomarkers:
+                   midline: MidlineEstimate | None = None, **info: Any) -> SeriesBiomarkers:
     """Biomarkers of one label map (with its CT ``image`` on the same grid, if given).
 
     Per class: volume (voxels x voxel volume, mL), the ABC/2 estimate summed over lesions,
@@ -152,6 +152,7 @@ def measure_series(labels: Volume, image: Volume | None = None,
     infratentorial; needs the image) and distance of the largest lesion's centroid from the
     ideal midline. With the image the midline shift is estimated (`estimate_midline`);
     without it hemispheres are taken relative to the grid's centre and the shift is empty.
+    ``midline`` reuses an estimate made earlier on the same image (no ``image`` needed then).
     ``info`` (case, patient, series_instance_uid, days_since_admission, source) goes into the
     row as it is.
     """
@@ -160,8 +161,7 @@ def measure_series(labels: Volume, image: Volume | None = None,
     if not math.isfinite(min_lesion_ml) or min_lesion_ml < 0:
         raise InputError(None, f"the minimum lesion volume must be 0 mL or more; got "
                          f"{min_lesion_ml}")
-    midline = None
-    if image is not None:
+    if image is not None and midline is None:
         if not labels.same_grid(image, tolerance_mm=0.1 * min(image.spacing)):
             raise InputError(labels.meta.get("source"), "the label map does not lie on the "
                              f"image's grid (shape {labels.shape} vs {image.shape})")

@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from voxelwise import __version__
+from voxelwise.demo.biomarkers import step_biomarkers
 from voxelwise.demo.detection import step_detection
 from voxelwise.demo.ingest import step_ingest
 from voxelwise.demo.phantom import step_phantom, step_read_back
@@ -32,6 +33,7 @@ STEPS: list[tuple[str, Callable[[DemoState], None]]] = [
     ("read back and show", step_read_back),
     ("ingest, de-identify and QC", step_ingest),
     ("segmentation: train, infer, evaluate", step_segmentation),
+    ("biomarkers: volumes, lesions, midline shift, follow-up", step_biomarkers),
     ("ICH detection: findings, ROC, heatmaps", step_detection),
     ("prognosis: clinical vs clinical + imaging", step_prognosis),
     ("triage: worklist and time to diagnosis", step_triage),
