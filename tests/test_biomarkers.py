@@ -132,3 +132,29 @@ def test_cli_bad_input(tmp_path, capsys) -> None:
     write_nifti(Volume(np.ones((3, 4, 4), np.uint8)), raw)
     assert main(["biomarkers", str(raw), "--out", str(tmp_path / "o")]) == 2
     assert "no geometry" in capsys.readouterr().err
+
+
+def test_repository_mode_stores_once_per_series_and_source(tmp_path) -> None:
+    from sqlalchemy import func, select
+
+    from voxelwise.biomarkers.batch import measure_repository
+    from voxelwise.data.phantoms.head_ct import generate_head_ct_study
+    from voxelwise.ingest.annotations import import_label_map_table
+    from voxelwise.ingest.pipeline import ingest_folder
+    from voxelwise.store import BiomarkerRecord, Repository
+
+    study = generate_head_ct_study(tmp_path / "phantom", centers=1, patients=1, followups=1,
+                                   size="small", progress=False, workers=1)
+    key = tmp_path / "deid.key"
+    with Repository.open(tmp_path / "repo") as repository:
+        center = next((study.root / "dicom").iterdir())
+        ingest_folder(center, repository, center.name, key_path=key)
+        import_label_map_table(study.root / "labels.csv", repository, key_path=key)
+        first = measure_repository(repository, progress=False)
+        measure_repository(repository, progress=False)
+        with repository.session() as session:
+            assert session.scalar(select(func.count(BiomarkerRecord.id))) == 2
+        assert first[0].row()["patient"].startswith("VW-")
+        assert first[1].row()["days_since_admission"] != ""
+        with pytest.raises(InputError, match="model run"):
+            measure_repository(repository, run="no-such-run", progress=False)

@@ -140,3 +140,50 @@ def write_tables(results: list[SeriesBiomarkers], out: Path,
 def timed(function, *args, **kwargs) -> tuple[Any, float]:
     started = time.perf_counter()
     return function(*args, **kwargs), time.perf_counter() - started
+
+
+def measure_repository(repository: Any, run: str | None = None,
+                       classes: dict[int, str] | None = None, min_lesion_ml: float = 0.01,
+                       progress: bool = True) -> list[SeriesBiomarkers]:
+    """Measure every series with a label-map annotation and store the results.
+
+    Without ``run``: the newest label-map (or SEG) annotation of each series, as ground truth.
+    With ``run``: the annotations whose author is that model run, stored under its name. Each
+    series is measured with its CT (for the midline) and stored in its own transaction;
+    re-running replaces the stored record of (series, source).
+    """
+    from sqlalchemy import select
+    from tqdm.auto import tqdm
+
+    from voxelwise.data.repository import load_label_map, load_series_volume
+    from voxelwise.store import Annotation, Series, store_biomarkers
+
+    source = run or "ground truth"
+    with repository.session() as session:
+        query = select(Annotation).where(Annotation.kind.in_(("label-map", "seg")),
+                                         Annotation.file_sha256.is_not(None))
+        if run:
+            query = query.where(Annotation.author == run)
+        newest: dict[int, int] = {}
+        for annotation in session.scalars(query.order_by(Annotation.created_at)):
+            newest[annotation.series_id] = annotation.id
+    if not newest:
+        raise InputError(repository.root, "no series with a label-map annotation"
+                         + (f" by model run {run!r}" if run else ""))
+    results = []
+    for series_id, annotation_id in tqdm(sorted(newest.items()), desc="biomarkers",
+                                         unit="series", disable=not progress):
+        with repository.session() as session:
+            series = session.get(Series, series_id)
+            labels = load_label_map(repository, session.get(Annotation, annotation_id))
+            image = load_series_volume(repository, series)
+            info = {"case": series.series_instance_uid, "patient": series.study.patient.pseudonym,
+                    "series_instance_uid": series.series_instance_uid,
+                    "days_since_admission": series.study.days_since_first_study
+                    if series.study.days_since_first_study is not None else "",
+                    "source": source}
+            result = measure_series(labels, image, classes, min_lesion_ml, **info)
+            store_biomarkers(session, series_id, source, result.row(), result.lesions,
+                             result.midline.as_dict() if result.midline else None)
+        results.append(result)
+    return results

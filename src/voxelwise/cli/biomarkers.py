@@ -16,8 +16,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "shift needs the CT: --images DIR (CASE.nii.gz or CASE/ DICOM) or --phantom ROOT. "
         "'voxelwise biomarkers agreement --auto A.csv --truth B.csv --out DIR' compares two "
         "biomarkers.csv tables.")
-    parser.add_argument("labels", type=Path, metavar="LABELS",
-                        help="label map (.nii/.nii.gz) or folder of them; or 'agreement'")
+    parser.add_argument("labels", type=Path, metavar="LABELS", nargs="?",
+                        help="label map (.nii/.nii.gz) or folder of them; or 'agreement' "
+                        "(omit with --repo)")
+    parser.add_argument("--repo", type=Path, help="measure every series with a label-map "
+                        "annotation in this repository and store the results")
+    parser.add_argument("--db", help="database URL of the repository (default: SQLite in it)")
+    parser.add_argument("--run", dest="model_run",
+                        help="with --repo: the model run whose annotations (author = run "
+                        "name) are measured (default: ground truth)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--images", type=Path, help="folder of the CT images by case name")
     parser.add_argument("--phantom", type=Path, help="head-CT phantom folder (images, patients)")
@@ -77,14 +84,27 @@ def run_agreement(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from voxelwise.biomarkers.batch import measure_folder, timed, write_tables
+    from voxelwise.errors import InputError
 
     if str(args.labels) == "agreement":
         return run_agreement(args)
     classes = _classes(args.classes)
-    results, seconds = timed(measure_folder, args.labels, images=args.images,
-                             phantom=args.phantom, cases_csv=args.cases, classes=classes,
-                             min_lesion_ml=args.min_lesion_ml, source=args.source)
-    manifest = {"inputs": {"labels": str(args.labels), "images": str(args.images),
+    if args.repo is not None:
+        from voxelwise.biomarkers.batch import measure_repository
+        from voxelwise.store import Repository
+
+        with Repository.open(args.repo, args.db) as repository:
+            results, seconds = timed(measure_repository, repository, args.model_run, classes,
+                                     args.min_lesion_ml)
+    elif args.labels is None:
+        raise InputError(None, "give LABELS (a label map or folder) or --repo DIR")
+    else:
+        results, seconds = timed(measure_folder, args.labels, images=args.images,
+                                 phantom=args.phantom, cases_csv=args.cases, classes=classes,
+                                 min_lesion_ml=args.min_lesion_ml, source=args.source)
+    manifest = {"inputs": {"labels": str(args.labels), "repo": str(args.repo),
+                           "run": args.model_run,
+                           "images": str(args.images),
                            "phantom": str(args.phantom), "cases": str(args.cases)},
                 "parameters": {"min_lesion_ml": args.min_lesion_ml, "classes": classes,
                                "source": args.source},

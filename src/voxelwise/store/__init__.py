@@ -14,6 +14,7 @@ another server by URL or ``VOXELWISE_DB``) and a content-addressed file store (`
                 print(row)
 """
 
+from voxelwise.store.biomarkers import BiomarkerRecord, store_biomarkers  # noqa: F401 (table)
 from voxelwise.store.errors import MissingObjectError, SchemaVersionError, StoreError
 from voxelwise.store.models import (
     QC_OK,
