@@ -217,20 +217,23 @@ def _falx_attachments(cut: _Slice, reach_mm: float = 14.0) -> list[tuple[float, 
     first, last = cut.t[inside_rows[0]], cut.t[inside_rows[-1]]
     step = cut.s[1] - cut.s[0]
     width = max(int(round(2.0 / step)), 1)
+    values = cut.values
+    valid_map = (cut.depth > 2.0) & (values > -50.0)  # not in sinus air or bone
+    ridge_map = values - 0.5 * (np.roll(values, width, axis=1) + np.roll(values, -width, axis=1))
+    ridge_map = ndimage.uniform_filter1d(ridge_map, 5, axis=0, mode="nearest")  # along the falx
+    ridge_map[:, :width], ridge_map[:, -width:] = -np.inf, -np.inf
     found = []
     for i in inside_rows:
         t = cut.t[i]
         end = -1.0 if t - first < reach_mm else 1.0 if last - t < reach_mm else 0.0
         if end == 0.0:
             continue
-        row, valid = cut.values[i], cut.depth[i] > 2.0
+        valid = valid_map[i]
         if valid.sum() < 0.5 * valid.size:
             continue
-        ridge = row - 0.5 * (np.roll(row, width) + np.roll(row, -width))
-        ridge[:width], ridge[-width:] = -np.inf, -np.inf
-        ridge[~valid] = -np.inf
+        ridge = np.where(valid, ridge_map[i], -np.inf)
         peak = int(np.argmax(ridge))
-        if ridge[peak] < 15.0:
+        if ridge[peak] < 10.0:
             continue
         left, centre, right = ridge[peak - 1:peak + 2]
         curvature = left - 2 * centre + right
