@@ -158,3 +158,13 @@ def test_repository_mode_stores_once_per_series_and_source(tmp_path) -> None:
         assert first[1].row()["days_since_admission"] != ""
         with pytest.raises(InputError, match="model run"):
             measure_repository(repository, run="no-such-run", progress=False)
+
+
+def test_midline_shift_within_2_mm_full_size_phantom() -> None:
+    parameters = PhantomParameters(centers=1, patients=3, followups=1, size="full", seed=0)
+    study = render_phantom_study(parameters, 2, 0)  # subdural + intraparenchymal, ~8 mm shift
+    result = measure_series(study.label, study.image)
+    sign = {None: 0, "left": 1, "right": -1}[study.truth["shift_towards"]]
+    assert study.truth["midline_shift_mm"] > 5.0
+    assert result.midline.signed_shift_mm == pytest.approx(
+        sign * study.truth["midline_shift_mm"], abs=2.0)
