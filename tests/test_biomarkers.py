@@ -168,3 +168,12 @@ def test_midline_shift_within_2_mm_full_size_phantom() -> None:
     assert study.truth["midline_shift_mm"] > 5.0
     assert result.midline.signed_shift_mm == pytest.approx(
         sign * study.truth["midline_shift_mm"], abs=2.0)
+
+
+def test_unknown_case_is_reported(tmp_path) -> None:
+    from voxelwise.biomarkers.batch import measure_folder
+
+    write_nifti(_labels(np.zeros((4, 8, 8))), tmp_path / "labels" / "x.nii.gz")
+    (tmp_path / "cases.csv").write_text("case,patient,days_since_admission\ny,P,0\n")
+    with pytest.raises(InputError, match="no row for case x"):
+        measure_folder(tmp_path / "labels", cases_csv=tmp_path / "cases.csv", progress=False)

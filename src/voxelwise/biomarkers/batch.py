@@ -94,6 +94,9 @@ def measure_folder(labels: Path, *, images: Path | None = None, phantom: Path | 
     results = []
     for path in tqdm(label_files(labels), desc="biomarkers", unit="series", disable=not progress):
         case = case_name(path)
+        if cases and case not in cases:
+            raise InputError(cases_csv or phantom / "labels.csv", f"no row for case {case} "
+                             f"(label map {path.name}): unknown patient and days")
         info = {"case": case, "source": source, **{k: cases.get(case, {}).get(k, "") for k in
                 ("patient", "days_since_admission", "series_instance_uid")}}
         label_map = read_nifti(path)
