@@ -31,6 +31,8 @@ class Lesion:
 
 def _max_distance(points: np.ndarray) -> float:
     """Largest distance between (N, d) points, on their convex hull's vertices."""
+    from scipy.spatial.distance import pdist
+
     if len(points) < 2:
         return 0.0
     if len(points) > 8:
@@ -40,8 +42,7 @@ def _max_distance(points: np.ndarray) -> float:
             pass
     if len(points) > 3000:
         points = points[np.linspace(0, len(points) - 1, 3000).astype(int)]
-    difference = points[:, None, :] - points[None, :, :]
-    return float(np.sqrt((difference**2).sum(axis=-1)).max())
+    return float(pdist(points).max())
 
 
 def _surface_points(mask: np.ndarray) -> np.ndarray:
@@ -90,6 +91,50 @@ def abc2_ml(mask: np.ndarray, spacing: tuple[float, float, float]) -> float:
     return float(a * b * c / 2.0 / 1000.0)
 
 
+def lesions_by_class(labels: Volume, values: list[int] | tuple[int, ...],
+                     min_volume_ml: float = 0.01) -> dict[int, tuple[list[Lesion], np.ndarray]]:
+    """Per class value: its lesions (largest first) and the indices of all its voxels.
+
+    One cc3d pass over the whole label map (26-connected, each value separately); components
+    smaller than ``min_volume_ml`` are not lesions but their voxels still count for the class.
+    ``labels`` should be axial (axis 0 across the slices) for ABC/2, as in `find_lesions`.
+    """
+    import cc3d
+
+    wanted = set(int(v) for v in values)
+    found: dict[int, tuple[list[Lesion], list[np.ndarray]]] = {v: ([], []) for v in wanted}
+    array = labels.array
+    if array.dtype.kind not in "iub":
+        array = np.rint(array).astype(np.int32)
+    components = cc3d.connected_components(array, connectivity=26)
+    stats = cc3d.statistics(components)
+    voxel_ml = labels.voxel_volume_ml
+    for label in range(1, len(stats["voxel_counts"])):
+        count = int(stats["voxel_counts"][label])
+        box = stats["bounding_boxes"][label]
+        if count == 0 or box is None:
+            continue
+        component = components[box] == label
+        value = int(array[box][component][0])
+        if value not in wanted:
+            continue
+        offset = np.array([s.start for s in box])
+        points = np.argwhere(component) + offset
+        lesions, voxels = found[value]
+        voxels.append(points)
+        if count * voxel_ml < min_volume_ml:
+            continue
+        centroid = labels.index_to_lps(stats["centroids"][label])[0]
+        lesions.append(Lesion(
+            label=label, voxels=count, volume_ml=count * voxel_ml,
+            centroid_lps=tuple(float(c) for c in centroid),
+            diameter_mm=feret_diameter_mm(component, labels, offset),
+            abc2_ml=abc2_ml(component, labels.spacing), box=box, points=points))
+    return {v: (sorted(lesions, key=lambda lesion: -lesion.voxels),
+                np.concatenate(voxels) if voxels else np.zeros((0, 3), np.int64))
+            for v, (lesions, voxels) in found.items()}
+
+
 def find_lesions(labels: Volume, value: int, min_volume_ml: float = 0.01) -> list[Lesion]:
     """Connected components (26-connected) of ``labels == value`` of at least ``min_volume_ml``.
 
@@ -97,27 +142,4 @@ def find_lesions(labels: Volume, value: int, min_volume_ml: float = 0.01) -> lis
     makes it) for the ABC/2 estimate; volumes, centroids and diameters hold on any grid.
     Lesions come largest first.
     """
-    import cc3d
-
-    mask = labels.array == value
-    if not mask.any():
-        return []
-    components = cc3d.connected_components(mask, connectivity=26)
-    stats = cc3d.statistics(components)
-    voxel_ml = labels.voxel_volume_ml
-    lesions = []
-    for label in range(1, len(stats["voxel_counts"])):
-        count = int(stats["voxel_counts"][label])
-        if count == 0 or count * voxel_ml < min_volume_ml:
-            continue
-        box = stats["bounding_boxes"][label]
-        component = components[box] == label
-        offset = np.array([s.start for s in box])
-        centroid = labels.index_to_lps(stats["centroids"][label])[0]
-        lesions.append(Lesion(
-            label=label, voxels=count, volume_ml=count * voxel_ml,
-            centroid_lps=tuple(float(c) for c in centroid),
-            diameter_mm=feret_diameter_mm(component, labels, offset),
-            abc2_ml=abc2_ml(component, labels.spacing), box=box,
-            points=np.argwhere(component) + offset))
-    return sorted(lesions, key=lambda lesion: -lesion.voxels)
+    return lesions_by_class(labels, [value], min_volume_ml)[value][0]

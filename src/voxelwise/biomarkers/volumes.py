@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from voxelwise.biomarkers.lesions import Lesion, find_lesions
+from voxelwise.biomarkers.lesions import Lesion, lesions_by_class
 from voxelwise.biomarkers.midline import MidlineEstimate, estimate_midline
 from voxelwise.errors import InputError
 from voxelwise.imaging.resample import reorient
@@ -168,11 +168,11 @@ def measure_series(labels: Volume, image: Volume | None = None,
         midline = estimate_midline(image)
     axial = reorient(labels)
     per_class, lesions = {}, []
+    by_class = lesions_by_class(axial, list(classes), min_lesion_ml)
     for value, name in classes.items():
-        found = find_lesions(axial, value, min_lesion_ml)
+        found, voxels = by_class[value]
         records = [_lesion_record(lesion, name, i + 1, axial, midline)
                    for i, lesion in enumerate(found)]
-        voxels = np.argwhere(axial.array == value)
         per_class[name] = _class_summary(records, voxels, axial, midline)
         lesions += records
     return SeriesBiomarkers(classes, per_class, lesions, midline, dict(info))
