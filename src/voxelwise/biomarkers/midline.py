@@ -183,13 +183,30 @@ class _Slice:
     depth: np.ndarray      # mm inside the inner table (negative outside the cavity)
 
 
-def _resample_slice(hu: np.ndarray, cavity: np.ndarray, spacing_yx: tuple[float, float],
+@dataclass
+class _Prepared:
+    """One axial slice's cavity, smoothed HU (~0.7 mm) and depth inside the cavity (mm)."""
+
+    cavity: np.ndarray
+    smooth: np.ndarray
+    depth: np.ndarray
+
+
+def _prepare(hu: np.ndarray, cavities: dict[int, np.ndarray],
+             spacing_yx: tuple[float, float]) -> dict[int, _Prepared]:
+    """What every resampling of a slice needs, computed once per slice."""
+    dy, dx = spacing_yx
+    sigma = (max(0.7 / dy, 0.4), max(0.7 / dx, 0.4))
+    return {k: _Prepared(cavity, ndimage.gaussian_filter(hu[k], sigma),
+                         ndimage.distance_transform_edt(cavity, sampling=(dy, dx)))
+            for k, cavity in cavities.items()}
+
+
+def _resample_slice(prepared: _Prepared, spacing_yx: tuple[float, float],
                     theta: float, offset: float, half_width: float, index: int) -> _Slice:
     dy, dx = spacing_yx
     step = min(0.25, 0.5 * min(dy, dx))
-    sigma = (max(0.7 / dy, 0.4), max(0.7 / dx, 0.4))
-    smooth = ndimage.gaussian_filter(hu, sigma)
-    depth = ndimage.distance_transform_edt(cavity, sampling=(dy, dx))
+    cavity, smooth, depth = prepared.cavity, prepared.smooth, prepared.depth
     along = np.array([np.cos(theta), np.sin(theta)])
     normal = np.array([-np.sin(theta), np.cos(theta)])
     rows, cols = np.nonzero(cavity)
@@ -343,14 +360,14 @@ def _line_through(theta: float, offset: float, slope: float, intercept: float
     return new_theta, float(point @ new_normal)
 
 
-def _refine_with_falx(hu: np.ndarray, cavities: dict[int, np.ndarray],
+def _refine_with_falx(slices: dict[int, _Prepared],
                       spacing: tuple[float, float, float], theta: float, offset: float,
                       notes: list[str]) -> tuple[float, float]:
     """The ideal midline through the falx attachments (skull axis kept when too few)."""
     for half_width, reach in ((16.0, 25.0), (6.0, 14.0)):  # coarse corridor, then narrow
         ends: dict[float, list[tuple[float, float]]] = {-1.0: [], 1.0: []}
-        for k, cavity in cavities.items():
-            cut = _resample_slice(hu[k], cavity, spacing[1:], theta, offset, half_width, k)
+        for k, prepared in slices.items():
+            cut = _resample_slice(prepared, spacing[1:], theta, offset, half_width, k)
             for t, s, end in _falx_attachments(cut, reach):
                 ends[end].append((t, s))
         if min(len(points) for points in ends.values()) < 4:
@@ -374,12 +391,13 @@ def estimate_midline(image: Volume) -> MidlineEstimate:
                          f"enclosed by bone (> {BONE_HU:g} HU); is this a head CT in HU?")
     notes: list[str] = []
     theta, offset, used = _skull_midline(cavities, ct.spacing)
-    theta, offset = _refine_with_falx(hu, cavities, ct.spacing, theta, offset, notes)
+    slices = _prepare(hu, cavities, ct.spacing[1:])
+    theta, offset = _refine_with_falx(slices, ct.spacing, theta, offset, notes)
     estimate = MidlineEstimate(None, None, float(np.rad2deg(theta)), 0.0, offset,
                                _grid_frame(ct), slices_used=len(used), notes=notes)
     best = None
-    for k, cavity in cavities.items():
-        cut = _resample_slice(hu[k], cavity, ct.spacing[1:], theta, offset, _SEARCH_MM + 5, k)
+    for k, prepared in slices.items():
+        cut = _resample_slice(prepared, ct.spacing[1:], theta, offset, _SEARCH_MM + 5, k)
         found = _slice_septum(cut)
         if found is not None and (best is None or found[2] > best[1][2]):
             best = (k, found)
