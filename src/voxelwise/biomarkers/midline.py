@@ -38,6 +38,8 @@ MIN_CAVITY_MM2 = 2500.0
 _SEARCH_MM = 30.0
 _GAP_MM = (0.5, 6.0)
 _MIN_RUN_MM = 3.0
+_ANCHOR_MM = 1.0
+"""The falx line may pass at most this far from the skull axis at the cavity's centre."""
 
 
 @dataclass
@@ -326,8 +328,9 @@ def _slice_septum(cut: _Slice) -> tuple[float, float, int] | None:
     return value, float(np.median(rows)), int(track.sum())
 
 
-def _consensus_line(anterior: np.ndarray, posterior: np.ndarray, tolerance_mm: float = 1.5
-                    ) -> tuple[float, float]:
+def _consensus_line(anterior: np.ndarray, posterior: np.ndarray,
+                    anchor: tuple[float, float] | None = None, tolerance_mm: float = 1.5
+                    ) -> tuple[float, float] | None:
     """(slope, intercept) of the line through most anterior and posterior (t, s) points.
 
     RANSAC over anterior-posterior pairs (fixed seed), then a robust refit on the inliers: ridge
@@ -342,9 +345,13 @@ def _consensus_line(anterior: np.ndarray, posterior: np.ndarray, tolerance_mm: f
         if abs(t2 - t1) < 1.0:
             continue
         slope = (s2 - s1) / (t2 - t1)
+        if anchor is not None and abs(s1 + slope * (anchor[0] - t1) - anchor[1]) > _ANCHOR_MM:
+            continue
         inliers = np.abs(points[:, 1] - (s1 + slope * (points[:, 0] - t1))) <= tolerance_mm
         if inliers.sum() > best_count:
             best, best_count = inliers, int(inliers.sum())
+    if best_count < 0:
+        return None
     return _robust_line(points[best, 0], points[best, 1])
 
 
@@ -360,10 +367,25 @@ def _line_through(theta: float, offset: float, slope: float, intercept: float
     return new_theta, float(point @ new_normal)
 
 
+def _skull_anchor(slices: dict[int, _Prepared], spacing: tuple[float, float, float],
+                  theta: float, offset: float) -> np.ndarray:
+    """(y, x) mm: the cavities' centre projected onto the skull's symmetry axis."""
+    _, dy, dx = spacing
+    centres = [np.argwhere(p.cavity).mean(axis=0) * (dy, dx) for p in slices.values()]
+    centre = np.mean(centres, axis=0)
+    normal = np.array([-np.sin(theta), np.cos(theta)])
+    return centre - (centre @ normal - offset) * normal
+
+
 def _refine_with_falx(slices: dict[int, _Prepared],
                       spacing: tuple[float, float, float], theta: float, offset: float,
                       notes: list[str]) -> tuple[float, float]:
-    """The ideal midline through the falx attachments (skull axis kept when too few)."""
+    """The ideal midline through the falx attachments (skull axis kept when too few).
+
+    The line must pass within `_ANCHOR_MM` of the skull's symmetry axis at the centre of the
+    cavity: the skull gives that offset reliably, the falx the angle.
+    """
+    anchor = _skull_anchor(slices, spacing, theta, offset)
     for half_width, reach in ((16.0, 25.0), (6.0, 14.0)):  # coarse corridor, then narrow
         ends: dict[float, list[tuple[float, float]]] = {-1.0: [], 1.0: []}
         for k, prepared in slices.items():
@@ -373,8 +395,15 @@ def _refine_with_falx(slices: dict[int, _Prepared],
         if min(len(points) for points in ends.values()) < 4:
             notes.append("falx attachments not found; ideal midline from the skull's symmetry")
             return theta, offset
-        slope, intercept = _consensus_line(np.array(ends[-1.0]), np.array(ends[1.0]))
-        theta, offset = _line_through(theta, offset, slope, intercept)
+        along = np.array([np.cos(theta), np.sin(theta)])
+        normal = np.array([-np.sin(theta), np.cos(theta)])
+        line = _consensus_line(np.array(ends[-1.0]), np.array(ends[1.0]),
+                               (float(anchor @ along), float(anchor @ normal - offset)))
+        if line is None:
+            notes.append("falx attachments disagree with the skull; ideal midline from the "
+                         "skull's symmetry")
+            return theta, offset
+        theta, offset = _line_through(theta, offset, *line)
     return theta, offset
 
 
