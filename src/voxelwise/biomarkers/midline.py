@@ -39,7 +39,8 @@ _SEARCH_MM = 30.0
 _GAP_MM = (0.5, 6.0)
 _MIN_RUN_MM = 3.0
 _ANCHOR_MM = 1.0
-"""The falx line may pass at most this far from the skull axis at the cavity's centre."""
+"""The falx line may pass at most this far (or one pixel) from the skull axis at the cavity's
+centre: the skull's symmetry gives that offset to about a pixel, the falx gives the angle."""
 
 
 @dataclass
@@ -329,10 +330,12 @@ def _slice_septum(cut: _Slice) -> tuple[float, float, int] | None:
 
 
 def _consensus_line(anterior: np.ndarray, posterior: np.ndarray,
-                    anchor: tuple[float, float] | None = None, tolerance_mm: float = 1.5
+                    anchor: tuple[float, float, float] | None = None,
+                    tolerance_mm: float = 1.5
                     ) -> tuple[float, float] | None:
     """(slope, intercept) of the line through most anterior and posterior (t, s) points.
 
+    ``anchor`` (t, s, mm): only lines passing within that many mm of (t, s) are candidates.
     RANSAC over anterior-posterior pairs (fixed seed), then a robust refit on the inliers: ridge
     points off the falx (a sulcus, a haematoma's edge) do not pull the line.
     """
@@ -345,7 +348,7 @@ def _consensus_line(anterior: np.ndarray, posterior: np.ndarray,
         if abs(t2 - t1) < 1.0:
             continue
         slope = (s2 - s1) / (t2 - t1)
-        if anchor is not None and abs(s1 + slope * (anchor[0] - t1) - anchor[1]) > _ANCHOR_MM:
+        if anchor is not None and abs(s1 + slope * (anchor[0] - t1) - anchor[1]) > anchor[2]:
             continue
         inliers = np.abs(points[:, 1] - (s1 + slope * (points[:, 0] - t1))) <= tolerance_mm
         if inliers.sum() > best_count:
@@ -382,8 +385,8 @@ def _refine_with_falx(slices: dict[int, _Prepared],
                       notes: list[str]) -> tuple[float, float]:
     """The ideal midline through the falx attachments (skull axis kept when too few).
 
-    The line must pass within `_ANCHOR_MM` of the skull's symmetry axis at the centre of the
-    cavity: the skull gives that offset reliably, the falx the angle.
+    The line must pass within `_ANCHOR_MM` (or one pixel) of the skull's symmetry axis at the
+    centre of the cavity: the skull gives that offset reliably, the falx the angle.
     """
     anchor = _skull_anchor(slices, spacing, theta, offset)
     for half_width, reach in ((16.0, 25.0), (6.0, 14.0)):  # coarse corridor, then narrow
@@ -398,7 +401,8 @@ def _refine_with_falx(slices: dict[int, _Prepared],
         along = np.array([np.cos(theta), np.sin(theta)])
         normal = np.array([-np.sin(theta), np.cos(theta)])
         line = _consensus_line(np.array(ends[-1.0]), np.array(ends[1.0]),
-                               (float(anchor @ along), float(anchor @ normal - offset)))
+                               (float(anchor @ along), float(anchor @ normal - offset),
+                                max(_ANCHOR_MM, *spacing[1:])))
         if line is None:
             notes.append("falx attachments disagree with the skull; ideal midline from the "
                          "skull's symmetry")
