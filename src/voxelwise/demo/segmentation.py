@@ -93,12 +93,16 @@ def _predict_all(state: DemoState, run_dir: Path, predicted: Path) -> tuple[dict
             }, seg_path
 
 
-def _mean_dice(summary: list[dict]) -> dict[str, dict[str, float]]:
-    found: dict[str, dict[str, float]] = {}
+def _split_means(summary: list[dict], metric: str) -> dict[str, dict[str, float | None]]:
+    """Split -> class -> mean of ``metric`` over the cases with a finite value (None if none)."""
+    import math
+
+    found: dict[str, dict[str, float | None]] = {}
     for entry in summary:
-        if entry.get("metric") == "dice" and entry.get("mean") is not None:
-            found.setdefault(str(entry["split"]), {})[str(entry["class"])] = \
-                round(float(entry["mean"]), 3)
+        if entry.get("metric") == metric:
+            mean = entry.get("mean")
+            value = None if mean is None or not math.isfinite(mean) else round(float(mean), 3)
+            found.setdefault(str(entry["split"]), {})[str(entry["class"])] = value
     return found
 
 
@@ -136,7 +140,8 @@ def step_segmentation(state: DemoState) -> None:
     if seg_path is not None:
         state.outputs["segmentation_seg"] = seg_path
     state.findings["segmentation"] = {
-        "mean_dice": _mean_dice(evaluation.summary), "best_epoch": fold.best_epoch,
+        "mean_dice": _split_means(evaluation.summary, "dice"),
+        "mean_hd95_mm": _split_means(evaluation.summary, "hd95_mm"), "best_epoch": fold.best_epoch,
         "best_val_dice": fold.best_metric, "epochs": len(fold.history),
         "series_segmented": timing["series"],
         "seconds_per_series": timing["seconds_per_series"],
