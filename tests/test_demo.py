@@ -13,13 +13,20 @@ def test_demo_runs_end_to_end_and_reruns_safely(tmp_path) -> None:
                  "--patients", "2", "--followups", "1"]
     assert main(arguments) == 0
     html = (out / "report.html").read_text()
-    for section in ("Phantom study", "Windowed slices", "Study repository"):
+    for section in ("Phantom study", "Windowed slices", "Study repository", "Segmentation",
+                    "Imaging biomarkers", "ICH detection", "Prognosis", "Triage"):
         assert section in html
     assert html.count("data:image/png;base64,") >= 2
     manifest = json.loads((out / "demo.json").read_text())
     findings = manifest["findings"]
     assert findings["series_read"] == 8 and findings["label_maps_off_grid"] == []
     assert findings["identifiers_leaked"] == []
+    assert findings["segmentation"]["series_segmented"] == 8
+    assert findings["biomarkers"]["series"] == 8
+    assert findings["biomarkers"]["midline_shift_error_max_mm"] <= 2.0
+    assert findings["detection"]["trained"] and findings["detection"]["studies"] == 8
+    assert {"mortality", "survival"} <= set(findings["prognosis"])
+    assert findings["triage"]["studies_on_worklist"] == 8
     total = findings["repository_summary"][-1]
     assert total["center"] == "TOTAL" and total["patients"] == 4 and total["series"] == 8
     # a second run stores nothing twice
