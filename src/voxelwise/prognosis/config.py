@@ -21,12 +21,11 @@ Example ``prognosis.toml`` (every key optional)::
 
 from __future__ import annotations
 
-import json
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from voxelwise.config import load_config_mapping
 from voxelwise.errors import InputError
 
 OUTCOMES = ("mortality", "unfavourable", "gose", "survival")
@@ -131,15 +130,7 @@ class PrognosisConfig:
 def load_config(path: str | Path) -> PrognosisConfig:
     """A `PrognosisConfig` from a ``.toml`` or ``.json`` file; unknown keys are refused."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise InputError(path, f"cannot be read: {error.strerror or error}") from error
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as error:
-        raise InputError(path, f"is not valid {path.suffix.lstrip('.') or 'TOML'}: {error}") \
-            from error
+    data = load_config_mapping(path)
     known = {f.name for f in fields(PrognosisConfig)}
     unknown = sorted(set(data) - known)
     if unknown:
