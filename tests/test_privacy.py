@@ -40,7 +40,6 @@ Input files pydicom cannot read at all are listed as skipped, with the reason, o
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -56,6 +55,7 @@ from voxelwise.deid import DeidOptions, Pseudonymizer, verify_no_phi, worth_sear
 from voxelwise.deid.profile import resolve_action
 from voxelwise.deid.profile_table import ADDITIONAL_REMOVED, BY_TAG
 from voxelwise.deid.pseudonym import load_or_create_key
+from voxelwise.deid.verify import without_pixel_data
 from voxelwise.ingest.pipeline import IngestReport, ingest_folder
 from voxelwise.store import Instance, Repository, Series, Study
 from voxelwise.store.models import Base
@@ -193,21 +193,6 @@ def searched_identifiers(originals: Originals) -> list[str]:
 
 
 # ----------------------------------------------------------------------- the repository
-def _without_pixel_data(path: Path) -> bytes:
-    """The bytes of a stored DICOM file with the value of its pixel data element cut out."""
-    data = path.read_bytes()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ds = pydicom.dcmread(io.BytesIO(data))
-    for tag in PIXEL_TAGS:
-        if tag in ds and ds.get_item(tag).value:
-            value = ds.get_item(tag).value
-            start = data.find(value)
-            assert start >= 0, f"{path}: pixel data not found in the file's bytes"
-            data = data[:start] + data[start + len(value):]
-    return data
-
-
 def _rows_dump(repository: Repository) -> bytes:
     """Every row of every table, as text (any backend)."""
     metadata = MetaData()
@@ -235,7 +220,7 @@ def repository_blobs(repository: Repository) -> dict[str, bytes]:
             continue
         stored_dicom = path.parent.parent.name == "objects" or path.parent.name == "quarantine"
         blobs[str(path.relative_to(repository.root))] = \
-            _without_pixel_data(path) if stored_dicom else path.read_bytes()
+            without_pixel_data(path) if stored_dicom else path.read_bytes()
     return blobs
 
 

@@ -7,7 +7,10 @@ Meta Information, preamble) in its common encodings.
 
 from __future__ import annotations
 
+import io
 import re
+import warnings
+from pathlib import Path
 
 _DATE_ISO = re.compile(r"(\d{4})[-./]?(\d{2})[-./]?(\d{2})")  # 1964-02-12, 19640212, 1964.02.12
 _DATE_DMY = re.compile(r"(\d{2})[./](\d{2})[./](\d{4})")  # 12.02.1964, 12/02/1964
@@ -87,3 +90,32 @@ def _needles(identifier: str, *, name_parts: bool) -> set[bytes]:
                 except UnicodeEncodeError:
                     continue
     return needles
+
+
+def without_pixel_data(path: str | Path) -> bytes:
+    """The bytes of a stored file with the value of its pixel data element cut out.
+
+    Pixel data are not searched for identifiers: they are checked by hash instead, and 8-bit
+    images hold short strings such as "123456" by chance. A file that is not DICOM (a NIfTI
+    label map in the content store) is returned whole.
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    from voxelwise.deid.deidentify import PIXEL_TAGS
+
+    data = Path(path).read_bytes()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dataset = pydicom.dcmread(io.BytesIO(data))
+    except (InvalidDicomError, EOFError, ValueError, OSError):
+        return data
+    for tag in PIXEL_TAGS:
+        value = dataset.get_item(tag).value if tag in dataset else None
+        if isinstance(value, bytes) and value:
+            start = data.find(value)
+            if start < 0:
+                raise ValueError(f"{path}: pixel data not found in the file's bytes")
+            data = data[:start] + data[start + len(value):]
+    return data
