@@ -225,3 +225,35 @@ def test_repository_mode_reads_clinical_records_by_pseudonym(tmp_path, capsys) -
     assert "clinical: 40 rows from repository" in out and "analysed: 40 patients" in out
     assert pd.read_csv(tmp_path / "out" / "predictions.csv")["patient"].str.startswith(
         "pseudo-").all()
+
+
+def test_a_diverging_cox_fit_is_retried_then_refused_with_the_reason(tmp_path,
+                                                                      monkeypatch) -> None:
+    from lifelines import CoxPHFitter
+    from lifelines.exceptions import ConvergenceError
+
+    clinical, biomarkers = _cohort(40)
+    config = PrognosisConfig(outcome="survival", models=["cox"], n_bootstrap=20, min_events=5,
+                             outer_folds=3, inner_folds=2)
+    original = CoxPHFitter.fit
+    penalties = []
+
+    def weak_penalties_diverge(self, *args, **kwargs):
+        penalties.append(self.penalizer)
+        if self.penalizer < 5:
+            raise ConvergenceError("delta contains nan value(s)")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(CoxPHFitter, "fit", weak_penalties_diverge)
+    result = run_prognosis(config, tmp_path / "retried", clinical=clinical,
+                           biomarkers=biomarkers).check()  # stronger penalties converge
+    assert result.comparisons and max(penalties) >= 5
+
+    def always_diverges(self, *args, **kwargs):
+        raise ConvergenceError("delta contains nan value(s)")
+
+    monkeypatch.setattr(CoxPHFitter, "fit", always_diverges)
+    result = run_prognosis(config, tmp_path / "refused", clinical=clinical,
+                           biomarkers=biomarkers)
+    assert result.refusal and "did not converge" in result.refusal
+    assert not result.comparisons

@@ -30,6 +30,7 @@ from voxelwise.prognosis.config import PrognosisConfig
 from voxelwise.prognosis.features import PrognosisData
 from voxelwise.prognosis.models import (
     CrossValidated,
+    ModelDidNotConverge,
     Target,
     cross_validate,
     outer_folds,
@@ -163,14 +164,19 @@ def analyse(data: PrognosisData, config: PrognosisConfig) -> PrognosisResult:
     result.warnings += _power_warnings(data, config)
     sets = {"clinical": data.clinical,
             "clinical+imaging": pd.concat([data.clinical, data.imaging], axis=1)}
-    for model in config.model_names:
-        for name in FEATURE_SETS:
-            frame = sets[name]
-            result.runs.append(cross_validate(
-                model, frame.to_numpy(dtype=float), target, folds, list(frame.columns),
-                inner_folds=config.inner_folds, seed=config.seed,
-                unfavourable_max=config.unfavourable_max_gose, feature_set=name))
-        result.comparisons.append(_compare(result, model, strata))
+    try:
+        for model in config.model_names:
+            for name in FEATURE_SETS:
+                frame = sets[name]
+                result.runs.append(cross_validate(
+                    model, frame.to_numpy(dtype=float), target, folds, list(frame.columns),
+                    inner_folds=config.inner_folds, seed=config.seed,
+                    unfavourable_max=config.unfavourable_max_gose, feature_set=name))
+            result.comparisons.append(_compare(result, model, strata))
+    except ModelDidNotConverge as error:
+        result.runs, result.comparisons = [], []
+        result.refusal = str(error)
+        return result
     result.predictions = _predictions(result, folds)
     result.seconds = round(clock.perf_counter() - started, 2)
     return result

@@ -156,12 +156,27 @@ def _cox_frame(z: np.ndarray, time: np.ndarray | None = None, event: np.ndarray 
     return frame
 
 
-def _fit_cox_once(z: np.ndarray, time: np.ndarray, event: np.ndarray, penalizer: float):
-    from lifelines import CoxPHFitter
+class ModelDidNotConverge(RuntimeError):
+    """A model's fit did not converge even with the strongest penalty tried."""
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return CoxPHFitter(penalizer=penalizer).fit(_cox_frame(z, time, event), "time", "event")
+
+def _fit_cox_once(z: np.ndarray, time: np.ndarray, event: np.ndarray, penalizer: float):
+    """Cox fit; when Newton-Raphson diverges (small or separable data), retry with a 10x and a
+    100x stronger ridge penalty before giving up with `ModelDidNotConverge`."""
+    from lifelines import CoxPHFitter
+    from lifelines.exceptions import ConvergenceError
+
+    for attempt in (penalizer, penalizer * 10, penalizer * 100):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return CoxPHFitter(penalizer=attempt).fit(_cox_frame(z, time, event),
+                                                          "time", "event")
+        except ConvergenceError:
+            continue
+    raise ModelDidNotConverge(f"the Cox model did not converge on {len(time)} patients with "
+                              f"{int(np.sum(event))} events, even with ridge penalty "
+                              f"{penalizer * 100:g}")
 
 
 def _cox_risk(fitter, z: np.ndarray) -> np.ndarray:
@@ -182,12 +197,17 @@ def _fit_cox(x: np.ndarray, time: np.ndarray, event: np.ndarray, inner: int, see
         scores = []
         for penalty in penalties:
             risk = np.zeros(len(time))
-            for k in range(folds_n):
-                train, test = folds != k, folds == k
-                risk[test] = _cox_risk(_fit_cox_once(z[train], time[train], event[train],
-                                                     penalty), z[test])
+            try:
+                for k in range(folds_n):
+                    train, test = folds != k, folds == k
+                    risk[test] = _cox_risk(_fit_cox_once(z[train], time[train], event[train],
+                                                         penalty), z[test])
+            except ModelDidNotConverge:
+                scores.append(np.nan)
+                continue
             scores.append(harrell_c_index(time, event, risk).value)
-        best = penalties[int(np.nanargmax(scores))]
+        if not np.all(np.isnan(scores)):
+            best = penalties[int(np.nanargmax(scores))]
     return (keep, prep, _fit_cox_once(z, time, event, best)), {"penalizer": best}
 
 
