@@ -149,23 +149,16 @@ class _CrossEntropy(nn.Module):
 # ------------------------------------------------------------------------------ validation
 def predict_case(model: nn.Module, image: np.ndarray, plan: Plan, device: torch.device,
                  overlap: float = 0.25, amp: bool = False) -> np.ndarray:
-    """Class probabilities (classes, *shape) of one preprocessed image, by sliding window."""
-    from monai.inferers import sliding_window_inference
+    """Class probabilities (classes, *shape) of one preprocessed image, by sliding window
+    (the same windows and blending as `voxelwise.inference`, which this calls)."""
+    from voxelwise.inference.sliding import WindowSettings, sliding_window_probabilities
 
-    tensor = torch.from_numpy(image).to(device)
-    if plan.dims == 2:  # slices as a batch of 2D images
-        tensor = tensor.permute(1, 0, 2, 3)
-    else:
-        tensor = tensor[None]
+    settings = WindowSettings(tuple(plan.patch_size), overlap=overlap,
+                              batch_size=16 if plan.dims == 2 else 2)
+    tensor = torch.from_numpy(image).to(device)[None]
     with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-        logits = sliding_window_inference(tensor, plan.patch_size, 16 if plan.dims == 2 else 2,
-                                          model, overlap=overlap, mode="gaussian")
-    probabilities = torch.softmax(logits.float(), dim=1)
-    if plan.dims == 2:
-        probabilities = probabilities.permute(1, 0, 2, 3)
-    else:
-        probabilities = probabilities[0]
-    return probabilities.cpu().numpy()
+        probabilities = sliding_window_probabilities(model, tensor, settings)
+    return probabilities[0].cpu().numpy()
 
 
 def validation_dice(model: nn.Module, cases: list[PreprocessedCase], plan: Plan,
