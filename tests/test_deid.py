@@ -619,3 +619,15 @@ def test_verify_no_phi_finds_common_spellings():
     assert verify_no_phi(b"SMITH", ["John^Smith"]) == []
     assert verify_no_phi(b"SMITH", ["John^Smith"], name_parts=True) == ["John^Smith"]
     assert {"Doe John", "John Doe", "Doe^John"} <= identifier_spellings("Doe^John")
+
+
+def test_verify_no_phi_ignores_words_that_a_digest_spells_by_chance():
+    """A repository stores hundreds of SHA-256 digests; one spelling "abcd" is no leak, but the
+    same word next to a digest, or in a longer hex run that is not a digest, is."""
+    import hashlib
+
+    digest = next(h for h in (hashlib.sha256(str(i).encode()).hexdigest() for i in range(10**6))
+                  if "abcd" in h).encode()
+    assert verify_no_phi(b"('objects/" + digest[:2] + b"/" + digest + b".dcm',)", ["abcd"]) == []
+    assert verify_no_phi(digest + b" Abcd", ["abcd"]) == ["abcd"]
+    assert verify_no_phi(digest + b"0", ["abcd"]) == ["abcd"]  # 65 hex digits: not a digest

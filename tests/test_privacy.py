@@ -7,7 +7,8 @@ every input file the original identifiers are collected: the value of each attri
 Table E.1-1 (`voxelwise.deid.profile_table.ROWS`) does not let the profile keep under the options
 in use, of each attribute `ADDITIONAL_REMOVED` adds, of every person name (PN), and of every
 attribute inside a sequence that is removed, at every nesting level and in the File Meta
-Information; also the value's bytes as the source encoded them (non-ASCII character sets). The
+Information; also every date the profile shifts (a DA or DT outside the table, too); also the
+value's bytes as the source encoded them (non-ASCII character sets). The
 options keep some values by design, and those are not identifiers here: Patient's Sex, Age, Size
 and Weight (Retain Patient Characteristics) and times of day and UTC offsets (Retain
 Longitudinal with Modified Dates keeps times and shifts dates; original dates are searched).
@@ -33,6 +34,11 @@ What is not searched, and why (one rule each, nothing decided file by file):
 3. Pixel data: kept byte for byte (the test checks their hashes instead); burned-in text is
    what quarantine is for, and 8-bit images spell short strings by chance ("123456" in an
    ultrasound gradient, "CCHS" in a cine loop).
+4. An original date that equals a date the de-identifier writes by design: some kept date of
+   the input moved by its patient's offset (recomputed here from the input and the key). With
+   3286 possible offsets a shifted study date lands on a birth date now and then (the cat of
+   deid-data, born 20110106, scanned 20200209, offset -3321 days); a date left unshifted is
+   still caught, since its own shift is another day.
 
 Input files pydicom cannot read at all are listed as skipped, with the reason, on the console.
 """
@@ -52,8 +58,9 @@ from sqlalchemy import MetaData, select
 
 from voxelwise import __version__
 from voxelwise.deid import DeidOptions, Pseudonymizer, verify_no_phi, worth_searching
+from voxelwise.deid.dates import shift_date
 from voxelwise.deid.profile import resolve_action
-from voxelwise.deid.profile_table import ADDITIONAL_REMOVED, BY_TAG
+from voxelwise.deid.profile_table import ADDITIONAL_REMOVED, BY_TAG, VERSION_DATETIME_KEYWORDS
 from voxelwise.deid.pseudonym import load_or_create_key
 from voxelwise.deid.verify import without_pixel_data
 from voxelwise.ingest.pipeline import IngestReport, ingest_folder
@@ -79,6 +86,7 @@ class Originals:
     """Identifiers in their source encoding, where that is not ASCII."""
     retained: list[str] = field(default_factory=list)
     study_dates: dict[str, str] = field(default_factory=dict)  # original study UID -> date
+    kept_dates: dict[str, set[str]] = field(default_factory=dict)  # Patient ID -> DA values
     pixel_hashes: dict[str, set[str]] = field(default_factory=dict)  # original SOP UID -> sha
     sop_uids: dict[Path, str] = field(default_factory=dict)
     unreadable: dict[Path, str] = field(default_factory=dict)
@@ -90,8 +98,8 @@ def _identifying(elem: Any, inside_removed: bool) -> bool:
     if inside_removed or elem.VR == "PN" or int(elem.tag) in ADDITIONAL_REMOVED:
         return True
     row = BY_TAG.get(int(elem.tag))
-    if row is None:
-        return False
+    if row is None:  # not in the table: a date or date-time is shifted all the same
+        return elem.VR in ("DA", "DT") and elem.keyword not in VERSION_DATETIME_KEYWORDS
     action = resolve_action(row, modified_dates=True, patient_characteristics=True)
     if action == "K":
         return False
@@ -110,7 +118,20 @@ def _texts(value: Any) -> list[str]:
     return [text for text in texts if text]
 
 
-def _walk(ds: Any, where: str, originals: Originals, inside_removed: bool = False) -> None:
+def _shifted(elem: Any) -> bool:
+    """Whether the profile writes ``elem`` (a DA or DT) shifted by the patient's offset: C in
+    Table E.1-1, or not in it (other dates are shifted, `ADDITIONAL_REMOVED` ones removed)."""
+    row = BY_TAG.get(int(elem.tag))
+    if row is None:
+        return int(elem.tag) not in ADDITIONAL_REMOVED
+    return resolve_action(row, modified_dates=True, patient_characteristics=True) == "C"
+
+
+def _walk(ds: Any, where: str, originals: Originals, inside_removed: bool = False,
+          dates: set[str] | None = None) -> None:
+    """Collect ``ds``'s identifiers into ``originals``, and into ``dates`` the dates the
+    profile shifts."""
+    dates = set() if dates is None else dates
     for tag in list(ds.keys()):
         raw = ds.get_item(tag)
         if tag.is_private or int(tag) in PIXEL_TAGS:
@@ -126,9 +147,12 @@ def _walk(ds: Any, where: str, originals: Originals, inside_removed: bool = Fals
                 row is not None and resolve_action(row, modified_dates=True,
                                                    patient_characteristics=True) in ("X", "Z"))
             for item in elem.value or []:
-                _walk(item, where, originals, removed)
+                _walk(item, where, originals, removed, dates)
             continue
         texts = _texts(elem.value) if elem is not None else []
+        if elem is not None and elem.VR in ("DA", "DT") and not inside_removed \
+                and _shifted(elem):
+            dates.update(text[:8] for text in texts)
         if not identifying:
             originals.retained += [text.lower() for text in texts]
             continue
@@ -159,11 +183,14 @@ def collect_originals(files: list[Path]) -> Originals:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 ds = _read(path)
+                dates: set[str] = set()
                 _walk(getattr(ds, "file_meta", pydicom.Dataset()), path.name, originals)
-                _walk(ds, path.name, originals)
+                _walk(ds, path.name, originals, dates=dates)
         except Exception as error:  # not DICOM, or damaged: ingest must skip it, too
             originals.unreadable[path] = f"{type(error).__name__}: {error}"[:120]
             continue
+        patient = str(ds.get("PatientID", "") or "").strip()
+        originals.kept_dates.setdefault(patient, set()).update(dates)
         uid = str(ds.get("SOPInstanceUID", "") or "")
         originals.sop_uids[path] = uid
         if ds.get("StudyInstanceUID") and ds.get("StudyDate"):
@@ -185,11 +212,24 @@ def _voxelwise_text(centers: list[str]) -> list[str]:
     return [text.lower() for text in texts]
 
 
-def searched_identifiers(originals: Originals) -> list[str]:
-    """The identifiers rules 1 and 2 of the module docstring leave to search."""
+def written_dates(originals: Originals, pseudonymizer: Pseudonymizer) -> set[str]:
+    """Rule 4: every date the de-identifier writes, each input date moved by its patient's
+    offset (`DeidOptions` default: no Patient ID issuer)."""
+    written = set()
+    for patient, values in originals.kept_dates.items():
+        offset = pseudonymizer.date_offset_days(patient)
+        written.update(filter(None, (shift_date(value, offset) for value in values)))
+    return written
+
+
+def searched_identifiers(ingested: Ingested) -> list[str]:
+    """The identifiers rules 1, 2 and 4 of the module docstring leave to search."""
+    originals = ingested.originals
     retained = "\x00".join(originals.retained + _voxelwise_text(originals.centers))
+    chance = written_dates(originals, ingested.pseudonymizer)
     return sorted(value for value in originals.identifiers
-                  if worth_searching(value) and value.lower() not in retained)
+                  if worth_searching(value) and value.lower() not in retained
+                  and value not in chance)
 
 
 # ----------------------------------------------------------------------- the repository
@@ -279,7 +319,7 @@ def test_inputs_are_real_and_identifiers_were_collected(ingested: Ingested) -> N
     originals = ingested.originals
     for path, reason in sorted(originals.unreadable.items()):  # shown with pytest -s
         print(f"skipped (pydicom cannot read it): {path.name}: {reason}")
-    searched = searched_identifiers(originals)
+    searched = searched_identifiers(ingested)
     print(f"{len(ingested.files)} input files, {len(originals.identifiers)} identifier values, "
           f"{len(searched)} searched")
     assert len(ingested.files) > 150 and len(searched) > 300
@@ -292,7 +332,7 @@ def test_inputs_are_real_and_identifiers_were_collected(ingested: Ingested) -> N
 
 def test_no_identifier_anywhere_in_the_repository(ingested: Ingested) -> None:
     originals = ingested.originals
-    found = leaks(repository_blobs(ingested.repository), searched_identifiers(originals),
+    found = leaks(repository_blobs(ingested.repository), searched_identifiers(ingested),
                   originals)
     assert found == {}, "\n".join(f"{k}: {v[:3]}" for k, v in sorted(found.items()))
 
@@ -305,7 +345,7 @@ def test_site_report_names_files_but_echoes_no_value(ingested: Ingested) -> None
     names |= {str(path.parent) for path in ingested.files}
     for name in sorted(names, key=len, reverse=True):
         text = text.replace(json.dumps(name)[1:-1], "<file>").replace(name, "<file>")
-    found = leaks({"report": text.encode()}, searched_identifiers(ingested.originals),
+    found = leaks({"report": text.encode()}, searched_identifiers(ingested),
                   ingested.originals)
     assert found == {}, found
 
@@ -375,7 +415,7 @@ def test_database_rows_on_postgresql_hold_no_identifier(postgres_url: Any, tmp_p
     run = _ingest_everything(tmp_path, postgres_url)
     try:
         found = leaks({"database rows": _rows_dump(run.repository)},
-                      searched_identifiers(ingested.originals), ingested.originals)
+                      searched_identifiers(run), run.originals)
         with run.repository.session() as session:
             assert session.query(Series).count() == ingested_series(ingested)
     finally:
@@ -386,3 +426,28 @@ def test_database_rows_on_postgresql_hold_no_identifier(postgres_url: Any, tmp_p
 def ingested_series(ingested: Ingested) -> int:
     with ingested.repository.session() as session:
         return session.query(Series).count()
+
+
+def test_a_shifted_date_that_lands_on_a_birth_date_is_no_leak(tmp_path: Path) -> None:
+    """Rule 4, on the case that once failed CI: with a key that moves the cat's study date
+    (20200209) by -3321 days onto its birth date (20110106), the written date is excluded,
+    and the original study date is still searched (a date left unshifted would be caught)."""
+    cat = SOURCES["DEIDDATA"] / "animals" / "cat.dcm"
+    patient = str(pydicom.dcmread(cat, stop_before_pixels=True).PatientID)
+    key = next(candidate for candidate in (hashlib.sha256(str(i).encode()).digest()
+                                           for i in range(100_000))
+               if Pseudonymizer(candidate).date_offset_days(patient) == -3321)
+    key_path = tmp_path / "secrets" / "deid.key"
+    key_path.parent.mkdir()
+    key_path.write_bytes(key)
+    key_path.chmod(0o600)
+    repository = Repository.open(tmp_path / "repository")
+    try:
+        ingest_folder(cat.parent, repository, "DEIDDATA", key_path=key_path, progress=False)
+        run = Ingested(repository, collect_originals([cat]), [], [cat], Pseudonymizer(key))
+        run.originals.centers = ["DEIDDATA"]
+        searched = searched_identifiers(run)
+        assert "20110106" not in searched and "20200209" in searched
+        assert leaks(repository_blobs(repository), searched, run.originals) == {}
+    finally:
+        repository.close()

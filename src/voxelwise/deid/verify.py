@@ -15,6 +15,7 @@ from pathlib import Path
 _DATE_ISO = re.compile(r"(\d{4})[-./]?(\d{2})[-./]?(\d{2})")  # 1964-02-12, 19640212, 1964.02.12
 _DATE_DMY = re.compile(r"(\d{2})[./](\d{2})[./](\d{4})")  # 12.02.1964, 12/02/1964
 _ENCODINGS = ("utf-8", "latin-1", "cp1252")
+_SHA256_HEX = re.compile(rb"(?<![0-9A-Fa-f])[0-9a-f]{64}(?![0-9A-Fa-f])")
 MIN_SEARCHED_LENGTH = 4
 """Shorter values are not searched: they occur in any file by chance ("F", "1", "CT")."""
 MIN_SEARCHED_DIGITS = 6
@@ -68,7 +69,11 @@ def verify_no_phi(data: bytes, identifiers: list[str], *, name_parts: bool = Fal
     An empty list means none was found. Spellings are those of `identifier_spellings`, each in
     its own case, upper and lower case, encoded as UTF-8, Latin-1 and Windows-1252 (the character
     sets of nearly all DICOM files), and compared to the bytes as they are and ASCII-lower-cased.
+    SHA-256 digests (64 lower-case hex digits, the content addresses and pixel hashes a
+    repository stores) are masked first: hundreds of them spell short hex words ("abcd",
+    "cafe") by chance, and a digest cannot carry an identifier.
     """
+    data = _SHA256_HEX.sub(b"#" * 64, data)
     lowered = data.lower()
     found = []
     for identifier in identifiers:
