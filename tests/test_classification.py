@@ -81,6 +81,17 @@ def test_missing_and_undecodable_images_are_reported(tmp_path: Path) -> None:
     assert "line 4: file 'img02.png' not found" in message
 
 
+def test_images_in_an_images_subfolder_are_found(tmp_path: Path) -> None:
+    """The layout public sets use (NIH ChestX-ray14: labels.csv beside images/)."""
+    csv_path = _image_set(tmp_path / "set" / "images", n=4)
+    csv_path = csv_path.rename(tmp_path / "set" / "labels.csv")
+    data = load_detection_data(tmp_path / "set", spec=InputSpec(size=32))
+    assert data.x.shape == (4, 3, 32, 32) and data.x.max() > 0
+    (tmp_path / "set" / "images" / "img03.png").unlink()
+    with pytest.raises(InputError, match="line 5: file 'img03.png' not found"):
+        load_detection_data(tmp_path / "set", spec=InputSpec(size=32))
+
+
 def test_grey_and_rgb_images_load_as_three_channels(tmp_path: Path) -> None:
     csv_path = _image_set(tmp_path / "set", n=4)
     data = load_detection_data(csv_path, spec=InputSpec(size=32))

@@ -212,10 +212,26 @@ def read_image_2d(path: str | Path, size: int) -> np.ndarray:
     return resize_keep_aspect(decode_image(Path(path)), size)
 
 
+IMAGE_SUBFOLDER = "images"
+"""Where file names are also looked up, beside the labels CSV (the layout public sets use)."""
+
+
+def image_folder(table: LabelTable, folder: Path | None = None) -> Path:
+    """The folder the table's file names are relative to: ``folder`` (default: the CSV's
+    own), or its `IMAGE_SUBFOLDER` when the first file is found only there."""
+    folder = folder or table.path.parent
+    names = table.column(file_column(table))
+    if names and not (folder / names[0]).is_file() \
+            and (folder / IMAGE_SUBFOLDER / names[0]).is_file():
+        return folder / IMAGE_SUBFOLDER
+    return folder
+
+
 def load_images(table: LabelTable, size: int, folder: Path | None = None) -> np.ndarray:
     """(rows, 3, size, size) images of a labels table; every missing or undecodable file is
-    reported by file and line, all at once."""
-    folder = folder or table.path.parent
+    reported by file and line, all at once. File names are relative to ``folder`` or its
+    `IMAGE_SUBFOLDER` (`image_folder`; default: the CSV's folder)."""
+    folder = image_folder(table, folder)
     column = file_column(table)
     problems: list[str] = []
     images = np.zeros((len(table.rows), 3, size, size), np.float32)
