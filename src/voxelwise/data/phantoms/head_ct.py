@@ -78,6 +78,7 @@ from voxelwise.data.phantoms.anatomy import (
 )
 from voxelwise.data.phantoms.clinical import OutcomeModel, sample_clinical
 from voxelwise.data.phantoms.lesions import (
+    DEFAULT_ICH_FREE_FRACTION,
     SUBTYPES,
     CaseMix,
     LesionPlan,
@@ -139,6 +140,7 @@ class PhantomParameters:
     size: str = "small"
     seed: int = 0
     imaging_effect: float = 1.0
+    ich_free_fraction: float = DEFAULT_ICH_FREE_FRACTION  # patients without haemorrhage
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:
@@ -151,13 +153,21 @@ class PhantomParameters:
             raise ValueError(f"followups must be 0 or more; got {self.followups}")
         if not self.imaging_effect >= 0:
             raise ValueError(f"imaging_effect must be 0 or more; got {self.imaging_effect}")
+        if not 0.0 <= self.ich_free_fraction <= 1.0:
+            raise ValueError("ich_free_fraction must be between 0 and 1; got "
+                             f"{self.ich_free_fraction}")
 
     @property
     def total_patients(self) -> int:
         return self.centers * self.patients
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"generator": "head_ct", "generator_version": GENERATOR_VERSION, **asdict(self)}
+        """Everything that determines the files. ``ich_free_fraction`` appears only when it is
+        not the default, so phantoms made before it existed keep their key, UIDs and PHI."""
+        values = asdict(self)
+        if values["ich_free_fraction"] == DEFAULT_ICH_FREE_FRACTION:
+            del values["ich_free_fraction"]
+        return {"generator": "head_ct", "generator_version": GENERATOR_VERSION, **values}
 
     def key(self) -> str:
         return json.dumps(self.fingerprint(), sort_keys=True)
@@ -195,7 +205,7 @@ def _plan_study(parameters: PhantomParameters) -> list[_PatientPlan]:
     identities = [make_patient(c * parameters.patients + j, center, parameters.followups,
                                parameters.key(), rng, taken)
                   for c, center in enumerate(centers) for j in range(parameters.patients)]
-    mixes = plan_case_mix(rng, parameters.total_patients)
+    mixes = plan_case_mix(rng, parameters.total_patients, parameters.ich_free_fraction)
     return [_PatientPlan(identity, mix) for identity, mix in zip(identities, mixes, strict=True)]
 
 
@@ -367,7 +377,8 @@ def _generate_patient(job: _PatientJob) -> int:
 def generate_head_ct_study(out_dir: str | Path, centers: int = 2, patients: int = 4,
                            followups: int = 2, size: str = "small", seed: int = 0,
                            imaging_effect: float = 1.0, progress: bool = True, *,
-                           overwrite: bool = False, workers: int = 2) -> PhantomStudy:
+                           overwrite: bool = False, workers: int = 2,
+                           ich_free_fraction: float = DEFAULT_ICH_FREE_FRACTION) -> PhantomStudy:
     """Write a synthetic multi-centre head-CT study into ``out_dir`` (layout: module docstring).
 
     Each of ``centers`` centres has ``patients`` patients; each patient has an admission CT and
@@ -375,9 +386,11 @@ def generate_head_ct_study(out_dir: str | Path, centers: int = 2, patients: int 
     and outcome (0: a control phantom whose outcome imaging cannot predict). A finished phantom
     with the same parameters in ``out_dir`` is returned as it is (nothing is rewritten); any
     other non-empty ``out_dir`` is refused unless ``overwrite``. ``workers`` processes render
-    patients in parallel.
+    patients in parallel. ``ich_free_fraction`` of the patients (rounded) have no haemorrhage
+    on any scan (default 0.2; a detector's cohort wants more negatives).
     """
-    parameters = PhantomParameters(centers, patients, followups, size, seed, imaging_effect)
+    parameters = PhantomParameters(centers, patients, followups, size, seed, imaging_effect,
+                                   ich_free_fraction)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(out, "exists and is not a folder; choose another output path")

@@ -49,6 +49,7 @@ _SUBTYPE_WEIGHTS = {INTRAPARENCHYMAL: 0.34, SUBDURAL: 0.24, SUBARACHNOID: 0.16,
                     EXTRADURAL: 0.12, INTRAVENTRICULAR: 0.14}
 _PAINT_ORDER = (SUBARACHNOID, INTRAVENTRICULAR, SUBDURAL, EXTRADURAL, INTRAPARENCHYMAL)
 _MASS_SUBTYPES = (INTRAPARENCHYMAL, SUBDURAL, EXTRADURAL)
+DEFAULT_ICH_FREE_FRACTION = 0.2
 
 
 # ----------------------------------------------------------------------------- planning
@@ -62,15 +63,16 @@ class CaseMix:
     size_quantile: float        # 0-1: where the primary lesion lies in its subtype's size range
 
 
-def plan_case_mix(rng: np.random.Generator, patients: int) -> list[CaseMix]:
+def plan_case_mix(rng: np.random.Generator, patients: int,
+                  free_fraction: float = DEFAULT_ICH_FREE_FRACTION) -> list[CaseMix]:
     """Spread lesions over patients so that even a small study shows every subtype and size.
 
-    About 20% of patients have no haemorrhage; the primary subtypes of the others go through all
-    five (intraparenchymal first) before repeating (then common ones more often); sizes are
-    stratified from the smallest to the largest of each range; about a third have a second or
-    third lesion.
+    ``free_fraction`` of the patients (rounded; default 20%) have no haemorrhage; the primary
+    subtypes of the others go through all five (intraparenchymal first) before repeating (then
+    common ones more often); sizes are stratified from the smallest to the largest of each
+    range; about a third have a second or third lesion.
     """
-    free = set(rng.permutation(patients)[: int(round(0.2 * patients))].tolist())
+    free = set(rng.permutation(patients)[: int(round(free_fraction * patients))].tolist())
     with_lesion = patients - len(free)
     others = [subtype for subtype in SUBTYPES if subtype != INTRAPARENCHYMAL]
     primaries = [INTRAPARENCHYMAL, *rng.permutation(others)]  # the commonest first

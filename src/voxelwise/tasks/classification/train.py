@@ -112,11 +112,55 @@ def _validator(x: np.ndarray, y: np.ndarray, loss_fn: nn.Module, device: torch.d
 
 
 def make_detection_splits(data: DetectionData, config: DetectionConfig) -> Splits:
-    """Patient-level splits stratified by the first finding (any ICH)."""
+    """Patient-level splits stratified by the first finding (any ICH), each validation fold and
+    the test split holding an ICH-negative patient as well when there are enough of them.
+
+    `voxelwise.data.splits.make_splits` guarantees a positive patient in every part; a negative
+    one may miss a small part (2 of 12 patients negative: none in the test split). Then one
+    negative patient is moved there from the fold's training patients, as long as the training
+    patients keep one. A part that still lacks a class is evaluated as undefined (with a note).
+    """
     positives = [c for c, label in zip(data.case_ids, data.y[:, 0], strict=True) if label]
-    return make_splits(dict(zip(data.case_ids, data.patients, strict=True)), positives,
-                       folds=config.folds, test_fraction=config.test_fraction,
-                       seed=config.training.seed, source=data.source)
+    splits = make_splits(dict(zip(data.case_ids, data.patients, strict=True)), positives,
+                         folds=config.folds, test_fraction=config.test_fraction,
+                         seed=config.training.seed, source=data.source)
+    return _with_negatives(splits, data, config.training.seed)
+
+
+def _negative_patients(data: DetectionData, cases: list[str]) -> list[str]:
+    """Patients of ``cases`` none of whose cases has the first finding, sorted."""
+    index = {c: i for i, c in enumerate(data.case_ids)}
+    positive = {data.patients[index[c]] for c in cases if data.y[index[c], 0]}
+    return sorted({data.patients[index[c]] for c in cases} - positive)
+
+
+def _cases_of(data: DetectionData, patient: str) -> list[str]:
+    return [c for c, p in zip(data.case_ids, data.patients, strict=True) if p == patient]
+
+
+def _with_negatives(splits: Splits, data: DetectionData, seed: int) -> Splits:
+    """Move ICH-negative patients into a test split or validation folds that lack one, from
+    training patients, never leaving a training set without one (see make_detection_splits)."""
+    rng = np.random.default_rng([seed, 6])
+    folds = [{"train": list(f["train"]), "validation": list(f["validation"])}
+             for f in splits.folds]
+    test = list(splits.test)
+    if test and not _negative_patients(data, test):
+        pool = _negative_patients(data, folds[0]["train"] + folds[0]["validation"])
+        for patient in (pool[i] for i in rng.permutation(len(pool))):
+            moved = set(_cases_of(data, patient))
+            left = [{name: [c for c in part if c not in moved] for name, part in f.items()}
+                    for f in folds]
+            if all(_negative_patients(data, f["train"]) for f in left):
+                folds, test = left, sorted(test + sorted(moved))
+                break
+    for fold in folds:
+        spare = _negative_patients(data, fold["train"])
+        if not _negative_patients(data, fold["validation"]) and len(spare) >= 2:
+            moved = set(_cases_of(data, spare[int(rng.integers(len(spare)))]))
+            fold["validation"] = sorted(fold["validation"] + sorted(moved))
+            fold["train"] = [c for c in fold["train"] if c not in moved]
+    return Splits(folds, test)
 
 
 def _identity(data: DetectionData, config: DetectionConfig) -> dict[str, Any]:

@@ -1,0 +1,83 @@
+"""ICH detector regressions: ICH-free patients in the phantom on request, splits that hold both
+classes, and a detector that learns a hyperdense blob within a small training budget."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from voxelwise.data.phantoms import head_ct
+from voxelwise.data.phantoms.head_ct import PhantomParameters
+from voxelwise.data.splits import make_splits
+from voxelwise.tasks.classification.data import DetectionData, InputSpec
+from voxelwise.tasks.classification.train import DetectionConfig, make_detection_splits
+
+torch.set_num_threads(1)
+
+
+def test_phantom_ich_free_fraction_is_a_parameter_that_keeps_old_phantoms() -> None:
+    default = PhantomParameters(centers=2, patients=10)
+    assert "ich_free_fraction" not in default.fingerprint()  # same key, UIDs and PHI as before
+    free = [not plan.mix.subtypes for plan in head_ct._plan_study(default)]
+    assert sum(free) == 4  # 20% of 20
+    half = PhantomParameters(centers=2, patients=10, ich_free_fraction=0.5)
+    assert half.fingerprint()["ich_free_fraction"] == 0.5 and half.key() != default.key()
+    assert sum(not plan.mix.subtypes for plan in head_ct._plan_study(half)) == 10
+    with pytest.raises(ValueError, match="ich_free_fraction"):
+        PhantomParameters(ich_free_fraction=1.5)
+
+
+def _cohort(patients: int, negatives: int, scans: int = 3) -> DetectionData:
+    """``patients`` patients with ``scans`` studies each; the first ``negatives`` have no ICH."""
+    ids, owners, labels = [], [], []
+    for p in range(patients):
+        for t in range(scans):
+            ids.append(f"p{p:02d}_t{t}")
+            owners.append(f"p{p:02d}")
+            labels.append([0 if p < negatives else 1, 0])
+    y = np.array(labels, np.float32)
+    return DetectionData(ids, owners, np.zeros((len(ids), 1, 1, 2, 2), np.float32), y,
+                         ["any_ich", "subdural"], InputSpec(), None)
+
+
+def _classes(data: DetectionData, cases: list[str]) -> set[int]:
+    index = {c: i for i, c in enumerate(data.case_ids)}
+    return {int(data.y[index[c], 0]) for c in cases}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_detection_splits_hold_negative_patients_where_the_cohort_allows(seed: int) -> None:
+    data = _cohort(12, 3)  # the demo's 12 patients with 3 ICH-free
+    config = DetectionConfig(test_fraction=0.25)
+    config.training.seed = seed
+    splits = make_detection_splits(data, config)
+    fold = splits.folds[0]
+    for part in (splits.test, fold["validation"], fold["train"]):
+        assert _classes(data, part) == {0, 1}
+    everything = sorted(splits.test + fold["validation"] + fold["train"])
+    assert everything == sorted(data.case_ids)  # each case once, patients kept together
+    patients = [{c[:3] for c in part} for part in (splits.test, fold["validation"], fold["train"])]
+    assert not (patients[0] & patients[1] or patients[0] & patients[2] or patients[1] & patients[2])
+
+
+def test_detection_splits_never_take_the_last_negative_from_training() -> None:
+    data = _cohort(12, 2)  # the default demo's cohort: 20% of 12 patients ICH-free
+    plain = make_splits(dict(zip(data.case_ids, data.patients, strict=True)),
+                        [c for c, y in zip(data.case_ids, data.y[:, 0], strict=True) if y],
+                        folds=1, test_fraction=0.25, seed=0)
+    assert _classes(data, plain.test) == {1}  # the shared splitter alone: AUC undefined
+    splits = make_detection_splits(data, DetectionConfig(test_fraction=0.25))
+    fold = splits.folds[0]
+    assert 0 in _classes(data, fold["train"]) and 0 in _classes(data, splits.test)
+    assert _classes(data, fold["validation"]) == {1}  # too few: evaluated as undefined
+
+
+def test_kfold_detection_splits_keep_negatives_in_every_part() -> None:
+    data = _cohort(20, 6)
+    splits = make_detection_splits(data, DetectionConfig(folds=3, test_fraction=0.2))
+    assert _classes(data, splits.test) == {0, 1}
+    for fold in splits.folds:
+        assert _classes(data, fold["train"]) == {0, 1}
+        assert _classes(data, fold["validation"]) == {0, 1}
+        assert not set(fold["validation"]) & set(splits.test)
