@@ -177,3 +177,14 @@ def test_unknown_case_is_reported(tmp_path) -> None:
     (tmp_path / "cases.csv").write_text("case,patient,days_since_admission\ny,P,0\n")
     with pytest.raises(InputError, match="no row for case x"):
         measure_folder(tmp_path / "labels", cases_csv=tmp_path / "cases.csv", progress=False)
+
+
+def test_expansion_flag_is_for_haematoma_only() -> None:
+    rows = [{"case": "a0", "patient": "P", "days_since_admission": 0, "haematoma_ml": 10.0,
+             "oedema_ml": 5.0},
+            {"case": "a1", "patient": "P", "days_since_admission": 2, "haematoma_ml": 20.0,
+             "oedema_ml": 15.0}]
+    table = {r["class"]: r for r in followup_table(rows, ["haematoma", "oedema"])}
+    assert table["haematoma"]["expansion"] is True
+    assert table["oedema"]["expansion"] == ""       # oedema growth is not haematoma expansion
+    assert table["oedema"]["change_ml"] == pytest.approx(10.0)

@@ -11,6 +11,8 @@ from voxelwise.errors import InputError
 EXPANSION_ML = 6.0
 EXPANSION_RELATIVE = 0.33
 """Haematoma expansion: growth of >= 6 mL or >= 33% from admission to the first follow-up."""
+EXPANSION_CLASS = "haematoma"
+"""The only class the expansion flag is judged for (a clinical definition for haematoma)."""
 FOLLOWUP_COLUMNS = ("patient", "class", "admission_ml", "first_followup_ml", "last_ml",
                     "days_to_first_followup", "days_to_last", "change_ml", "growth_ml_per_day",
                     "expansion")
@@ -30,7 +32,8 @@ def followup_table(rows: Iterable[dict[str, Any]], classes: Iterable[str]
 
     Every row needs ``patient`` and ``days_since_admission``; a row without them is refused
     (naming its case). Growth rate = (last - admission) / days; expansion is judged between
-    admission (the earliest scan) and the first follow-up, and is empty with one scan only.
+    admission (the earliest scan) and the first follow-up, for the haematoma class only: it is
+    empty on every other class (oedema growth is not haematoma expansion) and with one scan only.
     """
     series: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
@@ -55,7 +58,7 @@ def _patient_class(patient: str, name: str, days: list[float], volumes: list[flo
     span = days[-1] - days[0]
     change = volumes[-1] - volumes[0]
     expansion: bool | str = ""
-    if first is not None:
+    if first is not None and name == EXPANSION_CLASS:
         growth = first - volumes[0]
         expansion = bool(growth >= EXPANSION_ML
                          or (volumes[0] > 0 and growth >= EXPANSION_RELATIVE * volumes[0]))
