@@ -227,6 +227,59 @@ def test_repository_mode_reads_clinical_records_by_pseudonym(tmp_path, capsys) -
         "pseudo-").all()
 
 
+def test_repository_mode_reads_biomarkers_from_the_repository(tmp_path, capsys) -> None:
+    from voxelwise.store import (
+        Repository,
+        get_or_create_center,
+        get_or_create_patient,
+        get_or_create_series,
+        get_or_create_study,
+        set_clinical_record,
+        store_biomarkers,
+    )
+
+    clinical, biomarkers = _cohort(40)
+    repo = tmp_path / "repo"
+    with Repository.open(repo) as repository:
+        with repository.session() as session:
+            center = get_or_create_center(session, "C01")
+            for row in clinical.drop(columns="_source").to_dict("records"):
+                patient = get_or_create_patient(session, center, f"pseudo-{row['patient_id']}")
+                variables = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()
+                             if k != "patient_id"}
+                set_clinical_record(session, patient, variables, "cohort.csv")
+    code = main(["prognosis", "--repo", str(repo), "--out", str(tmp_path / "empty")])
+    assert code == 2 and "holds no biomarkers" in capsys.readouterr().err
+    with Repository.open(repo) as repository:
+        with repository.session() as session:
+            center = get_or_create_center(session, "C01")
+            patients = {p: get_or_create_patient(session, center, f"pseudo-{p}")
+                        for p in clinical["patient_id"]}
+            for row in biomarkers.to_dict("records"):
+                uid = row["series_instance_uid"]
+                study = get_or_create_study(session, patients[row["patient"]], f"{uid}.9",
+                                            days_since_first_study=row["days_since_admission"])
+                series = get_or_create_series(session, study, uid)
+                values = {k: row[k] for k in ("haematoma_ml", "oedema_ml", "haematoma_lesions",
+                                              "midline_shift_mm")}
+                store_biomarkers(session, series.id, "ground truth", values, [], None)
+                store_biomarkers(session, series.id, "run-x", values, [], None)
+    args = ["prognosis", "--repo", str(repo), "--models", "logistic", "--min-events", "5",
+            "--outer-folds", "3", "--out", str(tmp_path / "out")]
+    assert main(args) == 2 and "choose one with --source" in capsys.readouterr().err
+    code = main([*args, "--source", "ground truth"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "imaging: 80 series of 40 patients" in out and "analysed: 40 patients" in out
+    manifest = json.loads((tmp_path / "out" / "prognosis.json").read_text())
+    assert manifest["inputs"]["biomarkers"] == "repository"
+    with Repository.open(repo) as repository:        # the same as the CSV path gives
+        from voxelwise.prognosis import biomarkers_from_repository
+        table = biomarkers_from_repository(repository, "run-x")
+    assert len(table) == 80 and table["patient"].str.startswith("pseudo-").all()
+    assert sorted(table["days_since_admission"].unique()) == [0, 2]
+
+
 def test_a_diverging_cox_fit_is_retried_then_refused_with_the_reason(tmp_path,
                                                                       monkeypatch) -> None:
     from lifelines import CoxPHFitter

@@ -27,15 +27,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--clinical", type=Path, nargs="+", metavar="CSV",
                         help="clinical CSVs, one row per patient (default: the repository's "
                         "clinical records with --repo)")
-    parser.add_argument("--biomarkers", type=Path, required=True, metavar="CSV",
-                        help="biomarkers.csv of `voxelwise biomarkers` (one row per series)")
+    parser.add_argument("--biomarkers", type=Path, metavar="CSV",
+                        help="biomarkers.csv of `voxelwise biomarkers` (one row per series; "
+                        "default: the repository's biomarkers table with --repo)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--config", type=Path, help="prognosis.toml or .json (see README)")
-    parser.add_argument("--repo", type=Path, help="repository folder: clinical records by "
-                        "pseudonym (biomarkers.csv must then be keyed by pseudonym too)")
+    parser.add_argument("--repo", type=Path, help="repository folder: clinical records and "
+                        "biomarkers (of `voxelwise biomarkers --repo`) by pseudonym; a "
+                        "--biomarkers CSV must then be keyed by pseudonym too")
     parser.add_argument("--db", help="database URL of the repository (default: SQLite in it)")
     parser.add_argument("--source", dest="biomarker_source",
-                        help="biomarkers.csv source to use when it holds several")
+                        help="biomarkers source to use when there are several (in the "
+                        "repository: 'ground truth' or a model run's name)")
     parser.add_argument("--models", type=_names, help="comma-separated: logistic,"
                         "gradient_boosting (binary), ordinal (gose), cox (survival)")
     parser.add_argument("--clinical-features", type=_names, help="comma-separated columns")
@@ -65,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         missing=args.missing)
     if args.clinical is None and args.repo is None:
         raise InputError(None, "give --clinical CSV [CSV ...] or --repo DIR")
+    if args.biomarkers is None and args.repo is None:
+        raise InputError(None, "give --biomarkers CSV or --repo DIR")
     if args.repo is None:
         result = run_prognosis(config, args.out, clinical=args.clinical,
                                biomarkers=args.biomarkers, verbose=True)

@@ -211,6 +211,22 @@ def clinical_from_repository(repository: Any) -> pd.DataFrame:
     return table
 
 
+def biomarkers_from_repository(repository: Any, source: str | None = None) -> pd.DataFrame:
+    """The biomarkers stored by ``voxelwise biomarkers --repo`` in the biomarkers.csv format,
+    one row per series, keyed by pseudonym; rows of one ``source`` (needed when it holds
+    several: "ground truth" and model runs)."""
+    from voxelwise.store.biomarkers import biomarker_rows
+
+    with repository.session() as session:
+        rows = biomarker_rows(session)
+    if not rows:
+        raise InputError(repository.root, "holds no biomarkers; measure them with "
+                                          "`voxelwise biomarkers --repo`, or give --biomarkers")
+    table = pd.DataFrame(rows)
+    table["days_since_admission"] = pd.to_numeric(table["days_since_admission"], errors="coerce")
+    return select_biomarkers(table, source, repository.root)
+
+
 # ----------------------------------------------------------------------------- features
 
 

@@ -12,6 +12,7 @@ from voxelwise.prognosis.config import PrognosisConfig
 from voxelwise.prognosis.evaluate import PrognosisResult, analyse
 from voxelwise.prognosis.features import (
     BIOMARKER_KEY,
+    biomarkers_from_repository,
     build_dataset,
     clinical_from_repository,
     read_biomarkers,
@@ -30,7 +31,8 @@ def run_prognosis(config: PrognosisConfig, out_dir: str | Path | None = None, *,
     ``clinical``: CSV paths (joined on ``config.patient_column``) or a table; with
     ``repository`` (an open `voxelwise.store.Repository`) and no ``clinical``, its clinical
     records are used, keyed by pseudonym. ``biomarkers``: biomarkers.csv or a table in its
-    format. A refusal is returned as ``result.refusal`` (its manifest is written too); call
+    format; with ``repository`` and no ``biomarkers``, the repository's biomarkers table.
+    A refusal is returned as ``result.refusal`` (its manifest is written too); call
     ``result.check()`` to raise it.
     """
     key = config.patient_column
@@ -43,10 +45,14 @@ def run_prognosis(config: PrognosisConfig, out_dir: str | Path | None = None, *,
     else:
         table = read_clinical(clinical, key)
     if biomarkers is None:
-        raise ValueError("give biomarkers (biomarkers.csv or a table in its format)")
-    imaging = select_biomarkers(biomarkers, config.biomarker_source) \
-        if isinstance(biomarkers, pd.DataFrame) else read_biomarkers(biomarkers,
-                                                                     config.biomarker_source)
+        if repository is None:
+            raise ValueError("give biomarkers (biomarkers.csv or a table in its format) or a "
+                             "repository")
+        imaging = biomarkers_from_repository(repository, config.biomarker_source)
+    elif isinstance(biomarkers, pd.DataFrame):
+        imaging = select_biomarkers(biomarkers, config.biomarker_source)
+    else:
+        imaging = read_biomarkers(biomarkers, config.biomarker_source)
     data = build_dataset(table, imaging, config, patient_column=key)
     if verbose:
         print("\n".join(data.account.lines()), flush=True)
@@ -54,8 +60,8 @@ def run_prognosis(config: PrognosisConfig, out_dir: str | Path | None = None, *,
     if out_dir is not None:
         inputs = {"clinical": "repository" if clinical is None else
                   ("table" if isinstance(clinical, pd.DataFrame) else [str(p) for p in clinical]),
-                  "biomarkers": "table" if isinstance(biomarkers, pd.DataFrame)
-                  else str(biomarkers),
+                  "biomarkers": "repository" if biomarkers is None else
+                  ("table" if isinstance(biomarkers, pd.DataFrame) else str(biomarkers)),
                   "repository": str(repository.root) if repository is not None else None}
         write_outputs(result, out_dir, inputs)
     return result

@@ -43,3 +43,21 @@ def store_biomarkers(session: Session, series_id: int, source: str, values: dict
     record.measured_at = utcnow()
     session.flush()
     return record
+
+
+def biomarker_rows(session: Session) -> list[dict[str, Any]]:
+    """Every stored record as a biomarkers.csv row, keyed as ``voxelwise biomarkers --repo``
+    writes it: ``patient`` = pseudonym, ``case`` = series UID, ``source`` = "ground truth" or
+    the model run, ``days_since_admission`` from the study (as stored at ingest)."""
+    from voxelwise.store.models import Patient, Series, Study
+
+    query = (select(BiomarkerRecord, Series.series_instance_uid, Patient.pseudonym,
+                    Study.days_since_first_study)
+             .join(Series, BiomarkerRecord.series_id == Series.id)
+             .join(Study, Series.study_id == Study.id)
+             .join(Patient, Study.patient_id == Patient.id)
+             .order_by(Patient.pseudonym, Study.days_since_first_study, BiomarkerRecord.source))
+    return [{**(record.values or {}), "case": uid, "patient": pseudonym,
+             "series_instance_uid": uid, "source": record.source,
+             "days_since_admission": "" if days is None else days}
+            for record, uid, pseudonym, days in session.execute(query)]
