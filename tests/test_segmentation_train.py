@@ -162,3 +162,34 @@ def test_config_file_and_command_line(msd: Path, tmp_path: Path) -> None:
                  str(config_file), "--learning-rate", "0.005"]) == 0
     manifest = json.loads((tmp_path / "cli-2" / "train.json").read_text())
     assert manifest["config"]["training"]["learning_rate"] == 0.005
+
+
+def test_validation_dice_does_not_reward_predicting_nothing(monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """Lesion-free cases predicted empty are left out of a class's mean, not scored 1."""
+    from types import SimpleNamespace
+
+    from voxelwise.data.preprocess import PreprocessedCase
+    from voxelwise.tasks.segmentation import train
+
+    lesion = np.zeros((4, 8, 8), np.uint8)
+    lesion[1:3, 2:6, 2:6] = 1
+    cases = [PreprocessedCase(f"c{i}", np.zeros((1, 4, 8, 8), np.float32),
+                              lesion if i == 0 else np.zeros_like(lesion), {}) for i in range(4)]
+    plan = SimpleNamespace(classes={"0": "background", "1": "haematoma", "2": "oedema"})
+
+    def predicts(label: np.ndarray):
+        def predict_case(model, image, plan, device, overlap, amp):
+            return np.stack([label == k for k in range(3)]).astype(np.float32)
+        return predict_case
+
+    monkeypatch.setattr(train, "predict_case", predicts(np.zeros_like(lesion)))
+    nothing = train.validation_dice(None, cases, plan, torch.device("cpu"))
+    assert nothing["val_dice_haematoma"] == 0.0  # 3 of 4 cases lesion-free: it was 0.75
+    assert nothing["val_dice_oedema"] == 1.0     # no case holds oedema, none predicted
+
+    monkeypatch.setattr(train, "predict_case", predicts(lesion))
+    everywhere = train.validation_dice(None, cases, plan, torch.device("cpu"))
+    assert everywhere["val_dice_haematoma"] == pytest.approx(0.25)  # 3 false-positive cases
+    perfect = [cases[0]]
+    assert train.validation_dice(None, perfect, plan, torch.device("cpu"))["val_dice"] == 1.0

@@ -108,7 +108,11 @@ class PatchSampler:
         else:
             centre = [rng.integers(0, s) for s in shape]
         size = ([1] + self.crop) if self.dims == 2 else self.crop
-        start = [int(c) - int(rng.integers(0, n)) for c, n in zip(centre, size, strict=True)]
+        patch = ([1] + self.patch) if self.dims == 2 else self.patch
+        # the chosen voxel lands inside the final patch, the centre of the (larger) crop that
+        # leaves room to rotate and zoom: anywhere in the crop, it fell outside half the time
+        start = [int(c) - (n - p) // 2 - int(rng.integers(0, p))
+                 for c, n, p in zip(centre, size, patch, strict=True)]
         if not (forced and classes):  # a random patch: keep it inside the image where it fits
             start = [int(np.clip(s, min(0, d - n), max(0, d - n)))
                      for s, n, d in zip(start, size, shape, strict=True)]

@@ -38,6 +38,7 @@ from voxelwise.data.splits import Splits, make_splits
 from voxelwise.data.transforms import Augment, PatchSampler
 from voxelwise.errors import InputError
 from voxelwise.fileio import write_text_atomic
+from voxelwise.metrics.segmentation import dice
 from voxelwise.models import build_from_spec
 from voxelwise.tasks import dataclass_from_mapping, load_config_mapping
 from voxelwise.training import (
@@ -164,16 +165,21 @@ def predict_case(model: nn.Module, image: np.ndarray, plan: Plan, device: torch.
 def validation_dice(model: nn.Module, cases: list[PreprocessedCase], plan: Plan,
                     device: torch.device, overlap: float = 0.25, amp: bool = False
                     ) -> dict[str, float]:
-    """Mean Dice per foreground class over ``cases`` (``val_dice``: their mean)."""
-    from voxelwise.metrics.segmentation import dice
+    """Mean Dice per foreground class over ``cases`` (``val_dice``: their mean).
 
+    A case where a class is absent from both the truth and the prediction is left out of that
+    class's mean (as nnU-Net does), not scored 1: otherwise a network that predicts nothing would
+    score well on every lesion-free case and an all-background checkpoint could be kept as the
+    best. A class that no case holds and the network never predicts scores 1.
+    """
     scores: dict[str, list[float]] = {name: [] for k, name in plan.classes.items() if int(k)}
     for case in cases:
         prediction = predict_case(model, case.image, plan, device, overlap, amp).argmax(0)
         for key, name in plan.classes.items():
-            if int(key):
-                scores[name].append(dice(prediction == int(key), case.label == int(key)))
-    metrics = {f"val_dice_{name}": float(np.mean(v)) for name, v in scores.items()}
+            predicted, truth = prediction == int(key), case.label == int(key)
+            if int(key) and (predicted.any() or truth.any()):
+                scores[name].append(dice(predicted, truth))
+    metrics = {f"val_dice_{name}": float(np.mean(v)) if v else 1.0 for name, v in scores.items()}
     metrics["val_dice"] = float(np.mean(list(metrics.values())))
     return metrics
 
