@@ -81,3 +81,21 @@ def test_kfold_detection_splits_keep_negatives_in_every_part() -> None:
         assert _classes(data, fold["train"]) == {0, 1}
         assert _classes(data, fold["validation"]) == {0, 1}
         assert not set(fold["validation"]) & set(splits.test)
+
+
+def test_phantom_cli_ich_free_fraction(tmp_path, capsys) -> None:
+    import csv
+
+    from voxelwise.cli.main import main
+    from voxelwise.cli.phantom import ICH_FREE_DEFAULT
+
+    assert ICH_FREE_DEFAULT == head_ct.DEFAULT_ICH_FREE_FRACTION
+    out = tmp_path / "phantom"
+    assert main(["phantom", "head-ct", "--out", str(out), "--centers", "1", "--patients", "4",
+                 "--followups", "0", "--size", "small", "--ich-free-fraction", "0.5"]) == 0
+    with (out / "labels.csv").open() as handle:
+        labels = [int(row["any_ich"]) for row in csv.DictReader(handle)]
+    assert sorted(labels) == [0, 0, 1, 1]
+    with pytest.raises(SystemExit):
+        main(["phantom", "head-ct", "--out", str(tmp_path / "bad"), "--ich-free-fraction", "2"])
+    assert "between 0 and 1" in capsys.readouterr().err
