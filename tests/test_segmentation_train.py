@@ -193,3 +193,35 @@ def test_validation_dice_does_not_reward_predicting_nothing(monkeypatch: pytest.
     assert everywhere["val_dice_haematoma"] == pytest.approx(0.25)  # 3 false-positive cases
     perfect = [cases[0]]
     assert train.validation_dice(None, perfect, plan, torch.device("cpu"))["val_dice"] == 1.0
+
+
+def test_repository_dataset_trains_from_de_identified_series(phantom: Path,
+                                                             tmp_path: Path) -> None:
+    """QC-passed repository series with label maps form a dataset: cases, patients, geometry."""
+    from voxelwise.ingest.annotations import import_label_map_table
+    from voxelwise.ingest.pipeline import ingest_folder
+    from voxelwise.store import Repository
+
+    key = tmp_path / "deid.key"
+    with Repository.open(tmp_path / "repository") as repository:
+        for center in sorted((phantom / "dicom").iterdir()):
+            ingest_folder(center, repository, center.name, key_path=key, progress=False,
+                          workers=1)
+        imported = import_label_map_table(phantom / "labels.csv", repository, key_path=key)
+    dataset = open_dataset(tmp_path / "repository")
+    assert dataset.kind == "repository" and len(dataset.cases) == len(imported)
+    phantom_cases = open_dataset(export_msd_folder(phantom, tmp_path / "msd").root)
+    assert len(dataset.cases) == len(phantom_cases.cases)
+    assert len({c.patient for c in dataset.cases}) == len({c.patient
+                                                          for c in phantom_cases.cases})
+    assert set(dataset.classes.values()) >= {"haematoma", "oedema"}
+    loaded = load_case(dataset, dataset.cases[0])
+    assert loaded.label.array.shape == loaded.images[0].array.shape
+    assert np.allclose(loaded.label.spacing, loaded.images[0].spacing)
+    result = train_segmentation(tmp_path / "repository", tmp_path / "run", _tiny(),
+                                progress=False)
+    assert len(result.folds[0].history) == 2
+    splits = result.splits
+    patient = {c.case_id: c.patient for c in dataset.cases}
+    train = {patient[c] for c in splits.folds[0]["train"]}
+    assert not train & {patient[c] for c in splits.test}
