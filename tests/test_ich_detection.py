@@ -99,3 +99,15 @@ def test_phantom_cli_ich_free_fraction(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit):
         main(["phantom", "head-ct", "--out", str(tmp_path / "bad"), "--ich-free-fraction", "2"])
     assert "between 0 and 1" in capsys.readouterr().err
+
+
+def test_checkpoints_are_chosen_on_validation_auc_where_it_is_defined() -> None:
+    from voxelwise.tasks.classification.train import mean_auc, monitored_metric
+
+    y = np.array([[1, 0, 1], [0, 0, 1], [1, 0, 1], [0, 0, 1]], np.float32)
+    assert monitored_metric(y) == ("val_auc", "max")
+    assert monitored_metric(np.ones((4, 2), np.float32)) == ("val_loss", "min")
+    perfect = np.array([[0.9, 0.1, 0.5], [0.2, 0.3, 0.5], [0.8, 0.5, 0.5], [0.1, 0.7, 0.5]])
+    assert mean_auc(y, perfect) == 1.0  # only the first finding holds both classes
+    assert mean_auc(y, 1 - perfect) == 0.0
+    assert np.isnan(mean_auc(np.ones((4, 1)), perfect[:, :1]))

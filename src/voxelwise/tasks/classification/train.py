@@ -97,18 +97,40 @@ def predict_arrays(model: nn.Module, x: np.ndarray, device: torch.device,
     return torch.cat(out).numpy().astype(np.float64)
 
 
+def _defined(y: np.ndarray) -> list[int]:
+    """Columns (findings) of ``y`` that hold both classes, so that their AUC is defined."""
+    return [j for j in range(y.shape[1]) if 0 < y[:, j].sum() < len(y)]
+
+
+def mean_auc(y: np.ndarray, probabilities: np.ndarray) -> float:
+    """Mean AUC over the findings with both classes in ``y`` (``nan`` when there is none)."""
+    from voxelwise.metrics.classification import roc_auc_ci
+
+    columns = _defined(y)
+    if not columns:
+        return float("nan")
+    return float(np.mean([roc_auc_ci(y[:, j], probabilities[:, j]).value for j in columns]))
+
+
 def _validator(x: np.ndarray, y: np.ndarray, loss_fn: nn.Module, device: torch.device):
+    """Validation metrics: ``val_loss``, and ``val_auc`` (`mean_auc`) when it is defined."""
     def validate(model: nn.Module) -> dict[str, float]:
         probabilities = predict_arrays(model, x, device)
         logits = torch.logit(torch.from_numpy(probabilities).clamp(1e-6, 1 - 1e-6)).float()
         loss = float(loss_fn(logits.to(device), torch.from_numpy(y).to(device)))
         metrics = {"val_loss": loss}
-        if 0 < y[:, 0].sum() < len(y):
-            from voxelwise.metrics.classification import roc_auc_ci
-
-            metrics["val_auc_first"] = roc_auc_ci(y[:, 0], probabilities[:, 0]).value
+        if _defined(y):
+            metrics["val_auc"] = mean_auc(y, probabilities)
         return metrics
     return validate
+
+
+def monitored_metric(y_validation: np.ndarray) -> tuple[str, str]:
+    """(metric, mode) that picks the best checkpoint: the validation AUC (mean over findings
+    with both classes), which ranks cases as the evaluation does; the validation loss only when
+    no finding has both classes there. The loss of a class-weighted BCE falls and rises with the
+    calibration and kept the first epoch's near-chance network."""
+    return ("val_auc", "max") if _defined(y_validation) else ("val_loss", "min")
 
 
 def make_detection_splits(data: DetectionData, config: DetectionConfig) -> Splits:
@@ -192,9 +214,10 @@ def train_fold(data: DetectionData, splits: Splits, fold: int, run_dir: Path,
     seed_everything(config.training.seed + fold)
     model = build_detector(identity)
     batches = _Batches(x_train, y_train, config.training.batch_size, config.augment)
+    monitor, mode = monitored_metric(y_val)
     result = fit(model, batches, loss_fn, run_dir / f"fold_{fold}", config.training,
-                 validate=_validator(x_val, y_val, loss_fn, device), monitor="val_loss",
-                 mode="min", resume=resume, identity={**identity, "fold": fold},
+                 validate=_validator(x_val, y_val, loss_fn, device), monitor=monitor,
+                 mode=mode, resume=resume, identity={**identity, "fold": fold},
                  description=f"ich-detection fold {fold}")
     return result.best_checkpoint
 
