@@ -5,15 +5,20 @@ Method (on the CT image in HU, reoriented to the canonical axial frame):
 1. **Ideal midline** (the sagittal plane the brain would lie on without mass effect): per axial
    slice, the cranial cavity is the region enclosed by bone (> 300 HU). Its symmetry axis is
    found by iterating: chords perpendicular to the current axis are cut through the cavity, a
-   line is fitted to their midpoints, and the axis moves onto that line (for a mirror-symmetric
-   outline the midpoints of perpendicular chords lie exactly on the axis). The slices with the
-   largest cavities give a median angle; the offset is fitted linearly along the slices.
+   line is fitted to their midpoints, and the axis moves onto that line. The slices with the
+   largest cavities give a median angle and offset. A skull need not be mirror-symmetric about
+   the brain's midline, so this axis only starts the search for the falx: the falx's ridge
+   (a dense sheet in the interhemispheric fissure) within 8 mm of each slice's anterior and
+   posterior inner table, where a mass hardly displaces it, is summed over slices, and the
+   straight line through the most ridge peaks (an exhaustive search over angle, and over
+   offsets within 1.5 mm or a pixel of the cavities' centroid: a Hough transform) is the ideal
+   midline. Without a visible falx the skull's axis is kept.
 2. **Actual midline**: on lines perpendicular to the ideal midline, the smoothed image is cut
    into CSF runs (< 15 HU). The septum pellucidum is the narrow (0.5-6 mm) non-CSF gap between
    two CSF runs of at least 3 mm (the lateral ventricles) within 30 mm of the ideal midline.
-   Its offset is taken per row along the septum, median-filtered, and the 90th percentile of
-   its magnitude is the slice's shift; the scan's shift is the largest over slices (the level of
-   the foramen of Monro, where the displacement of the septum is greatest).
+   Its offset is taken per row along the septum and median-filtered; the slice whose septum is
+   longest (the level of the foramen of Monro, where shift is measured) gives the shift, the
+   75th percentile of the rows' offsets on the side of their median.
 
 Signed values are along LPS x' (the ideal midline's normal pointing to the patient's left):
 positive means displaced towards the left. `MidlineEstimate.lateral_mm` gives the signed
@@ -41,7 +46,15 @@ _MIN_RUN_MM = 3.0
 _ANCHOR_MM = 1.5
 """The falx line may pass at most this far (or one pixel) from the cranial cavity's centroid,
 which lies on the midline of a symmetric skull to about a millimetre; the falx gives the angle
-(chosen on a handful of phantom scans: see the report, not a validated constant)."""
+(chosen on a handful of phantom scans: see benchmarks/midline.py, not a validated constant)."""
+_RIDGE_HU = 20.0
+_FALX_REACH_MM = 8.0       # the parts of the falx used: this near the cavity's AP ends
+_FALX_CORRIDOR_MM = 26.0   # half-width of the strip searched around the skull's axis
+_FALX_SEARCH_DEG = 12.0    # the falx line's angle, +- this from the skull's axis
+_FALX_MIN_FRACTION = 0.05
+"""Weighted fraction of rows with a falx ridge on the best line below which the falx is taken
+as not seen (the median line scores about 0.04 on the phantom, the falx 0.2-0.7). The reach,
+weights and threshold were chosen on phantom scans (benchmarks/midline.py), not validated."""
 
 
 @dataclass
@@ -158,17 +171,6 @@ def _skull_midline(cavities: dict[int, np.ndarray], spacing: tuple[float, float,
     return theta, float(np.median([p @ normal for _, p in axes])), chosen
 
 
-def _robust_line(t: np.ndarray, s: np.ndarray) -> tuple[float, float]:
-    """(slope, intercept) of s against t, refitted without points beyond 3 robust SDs."""
-    keep = np.ones(t.size, bool)
-    for _ in range(3):
-        slope, intercept = np.polyfit(t[keep], s[keep], 1)
-        residual = s - (intercept + slope * t)
-        spread = 1.4826 * np.median(np.abs(residual[keep])) + 0.2
-        keep = np.abs(residual) <= 3.0 * spread
-    return float(slope), float(intercept)
-
-
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """[start, stop) index pairs of the True runs of a 1-D mask."""
     padded = np.r_[False, mask, False].astype(np.int8)
@@ -225,43 +227,116 @@ def _resample_slice(prepared: _Prepared, spacing_yx: tuple[float, float],
     return _Slice(index, t, s, values, inside)
 
 
-def _falx_attachments(cut: _Slice, reach_mm: float = 14.0) -> list[tuple[float, float, float]]:
-    """(t, s, end) of falx ridge points within ``reach_mm`` of the cavity's AP ends.
+def _falx_peaks(cut: _Slice) -> tuple[np.ndarray, np.ndarray]:
+    """Falx-like ridge peaks of a resampled slice (weights 0-1), and where it is valid.
 
     The falx is the dense (~60 HU) sheet in the CSF of the interhemispheric fissure: a ridge of
-    the profile across the midline. Near its anterior and posterior attachments to the inner
-    table it is hardly displaced by a mass, which is why those points define the ideal midline.
+    the profile across the midline, denser than the profile 2 mm to either side (than both, not
+    their mean: the flank of a dark CSF strip would pass). Each row's local maxima of at least
+    a tenth of `_RIDGE_HU` count at their peak with weight ridge / `_RIDGE_HU` (at most 1),
+    spread by a Gaussian of 0.5 mm, so that a bright structure counts no more than the faint
+    falx of a fine, blurred scan.
     """
-    inside_rows = np.flatnonzero(cut.depth[:, len(cut.s) // 2] > 3.0)
-    if inside_rows.size < 10:
-        return []
-    first, last = cut.t[inside_rows[0]], cut.t[inside_rows[-1]]
     step = cut.s[1] - cut.s[0]
     width = max(int(round(2.0 / step)), 1)
     values = cut.values
-    valid_map = (cut.depth > 2.0) & (values > -50.0)  # not in sinus air or bone
-    ridge_map = values - 0.5 * (np.roll(values, width, axis=1) + np.roll(values, -width, axis=1))
-    ridge_map = ndimage.uniform_filter1d(ridge_map, 5, axis=0, mode="nearest")  # along the falx
-    ridge_map[:, :width], ridge_map[:, -width:] = -np.inf, -np.inf
-    found = []
-    for i in inside_rows:
-        t = cut.t[i]
-        end = -1.0 if t - first < reach_mm else 1.0 if last - t < reach_mm else 0.0
-        if end == 0.0:
+    valid = (cut.depth > 2.0) & (values > -50.0)  # not in sinus air or bone
+    valid[:, :width], valid[:, -width:] = False, False
+    ridge = values - np.maximum(np.roll(values, width, axis=1), np.roll(values, -width, axis=1))
+    ridge = np.where(valid, ridge, -np.inf)
+    peak = (ridge >= _RIDGE_HU / 10.0) & (ridge >= np.roll(ridge, 1, axis=1)) \
+        & (ridge > np.roll(ridge, -1, axis=1))
+    weight = np.where(peak, np.clip(ridge / _RIDGE_HU, 0.0, 1.0), 0.0)
+    sigma = 0.5 / step
+    spread = ndimage.gaussian_filter1d(weight, sigma, axis=1) * (np.sqrt(2.0 * np.pi) * sigma)
+    return np.where(valid, spread, 0.0), valid
+
+
+@dataclass
+class _FalxEvidence:
+    """Ridge strength near the cavity's anterior and posterior ends, summed over slices.
+
+    Rows are 1 mm steps along the skull's axis from ``t0``; columns are ``s`` mm across it. The
+    falx lies on one straight line in every slice, so its ridge adds up across slices, while
+    gyri and sulci (different in every slice) average out.
+    """
+
+    t0: float
+    s: np.ndarray
+    ridge: dict[int, np.ndarray]   # end (-1 anterior, +1 posterior) -> summed ridge
+    count: dict[int, np.ndarray]   # end -> number of valid slices per pixel
+
+
+def _falx_evidence(slices: dict[int, _Prepared], spacing_yx: tuple[float, float],
+                   theta: float, offset: float) -> _FalxEvidence | None:
+    """The falx ridge within `_FALX_REACH_MM` of each slice's anterior and posterior ends.
+
+    Near its attachments to the inner table the falx is hardly displaced by a mass, which is
+    why those parts define the ideal midline.
+    """
+    cuts = [_resample_slice(p, spacing_yx, theta, offset, _FALX_CORRIDOR_MM, k)
+            for k, p in slices.items()]
+    t0 = min(float(cut.t[0]) for cut in cuts)
+    rows = int(round(max(float(cut.t[-1]) for cut in cuts) - t0)) + 1
+    s = cuts[0].s
+    ridge = {end: np.zeros((rows, s.size)) for end in (-1, 1)}
+    count = {end: np.zeros((rows, s.size)) for end in (-1, 1)}
+    for cut in cuts:
+        inside = np.flatnonzero(cut.depth[:, len(cut.s) // 2] > 3.0)
+        if inside.size < 10:
             continue
-        valid = valid_map[i]
-        if valid.sum() < 0.5 * valid.size:
-            continue
-        ridge = np.where(valid, ridge_map[i], -np.inf)
-        peak = int(np.argmax(ridge))
-        if ridge[peak] < 10.0:
-            continue
-        left, centre, right = ridge[peak - 1:peak + 2]
-        curvature = left - 2 * centre + right
-        delta = 0.5 * (left - right) / curvature if np.isfinite(curvature) and curvature < 0 \
-            else 0.0
-        found.append((float(t), float(cut.s[peak] + delta * step), end))
-    return found
+        strength, valid = _falx_peaks(cut)
+        first, last = cut.t[inside[0]], cut.t[inside[-1]]
+        for end, near in ((-1, cut.t[inside] - first), (1, last - cut.t[inside])):
+            chosen = inside[near < _FALX_REACH_MM]
+            index = np.round(cut.t[chosen] - t0).astype(int)
+            ridge[end][index] += strength[chosen]
+            count[end][index] += valid[chosen]
+    if any(not c.any() for c in count.values()):
+        return None
+    return _FalxEvidence(t0, s, ridge, count)
+
+
+def _line_scores(evidence: _FalxEvidence, centre: float, slopes: np.ndarray,
+                 intercepts: np.ndarray) -> np.ndarray:
+    """Fraction of rows with a falx ridge on each line ``s = a + b (t - centre)``, the two ends
+    averaged."""
+    b, a = np.meshgrid(slopes, intercepts, indexing="ij")
+    step = evidence.s[1] - evidence.s[0]
+    total = np.zeros(b.shape)
+    for end in (-1, 1):
+        rows = np.flatnonzero(evidence.count[end].sum(axis=1) > 0)
+        t = evidence.t0 + rows
+        columns = (a[..., None] + b[..., None] * (t - centre) - evidence.s[0]) / step
+        grid = [np.broadcast_to(rows, columns.shape).ravel(), columns.ravel()]
+        ridge = ndimage.map_coordinates(evidence.ridge[end], grid, order=1, cval=0.0)
+        count = ndimage.map_coordinates(evidence.count[end], grid, order=1, cval=0.0)
+        total += ridge.reshape(columns.shape).sum(-1) / np.maximum(
+            count.reshape(columns.shape).sum(-1), 1.0)
+    return total / 2.0
+
+
+def _falx_line(evidence: _FalxEvidence, anchor: tuple[float, float], tolerance: float
+               ) -> tuple[float, float, float]:
+    """(score, slope, intercept at t = 0) of the straight line best supported by the falx.
+
+    An exhaustive search (coarse, then fine) over angles around the skull's axis and over lines
+    passing within ``tolerance`` mm of ``anchor`` (t, s): a Hough transform of the summed ridge,
+    with no point-picking that a sulcus could mislead.
+    """
+    centre, intercept = anchor
+    angle, score = 0.0, -np.inf
+    for angle_step, offset_step, angle_span, offset_span in (
+            (0.25, 0.25, _FALX_SEARCH_DEG, tolerance), (0.05, 0.05, 0.3, 0.3)):
+        angles = angle + np.arange(-angle_span, angle_span + angle_step / 2, angle_step)
+        intercepts = intercept + np.arange(-offset_span, offset_span + offset_step / 2,
+                                           offset_step)
+        intercepts = intercepts[np.abs(intercepts - anchor[1]) <= tolerance + 1e-9]
+        scores = _line_scores(evidence, centre, np.tan(np.deg2rad(angles)), intercepts)
+        i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
+        angle, intercept, score = float(angles[i]), float(intercepts[j]), float(scores[i, j])
+    slope = float(np.tan(np.deg2rad(angle)))
+    return score, slope, intercept - slope * centre
 
 
 def _septum_in_row(profile: np.ndarray, ventricle: np.ndarray, s: np.ndarray,
@@ -318,100 +393,81 @@ def _slice_septum(cut: _Slice) -> tuple[float, float, int] | None:
                                 cut.s[central], step)
         if centre is not None and abs(centre) < _SEARCH_MM - 3.0:
             found.append((float(t), centre))
-    if len(found) < 5:
+    track = _longest_track(found)
+    if len(track) < 5:
         return None
-    positions = ndimage.median_filter(np.array([c for _, c in found]), size=5, mode="nearest")
-    track = np.abs(positions - np.median(positions)) <= 3.0
-    if track.sum() < 5:
-        return None
-    kept = positions[track]
-    value = float(np.percentile(kept, 75 if np.median(kept) > 0 else 25))
-    rows = np.array([t for t, _ in found])[track]
-    return value, float(np.median(rows)), int(track.sum())
+    positions = ndimage.median_filter(np.array([c for _, c in track]), size=5, mode="nearest")
+    value = float(np.percentile(positions, 75 if np.median(positions) > 0 else 25))
+    return value, float(np.median([t for t, _ in track])), len(track)
 
 
-def _consensus_line(anterior: np.ndarray, posterior: np.ndarray,
-                    anchor: tuple[float, float, float] | None = None,
-                    tolerance_mm: float = 1.5
-                    ) -> tuple[float, float] | None:
-    """(slope, intercept) of the line through most anterior and posterior (t, s) points.
+def _longest_track(found: list[tuple[float, float]], step_mm: float = 1.5,
+                   gap_mm: float = 4.0) -> list[tuple[float, float]]:
+    """The longest run of (t, s) rows that moves at most ``step_mm`` across per row.
 
-    ``anchor`` (t, s, mm): only lines passing within that many mm of (t, s) are candidates.
-    RANSAC over anterior-posterior pairs (fixed seed), then a robust refit on the inliers: ridge
-    points off the falx (a sulcus, a haematoma's edge) do not pull the line.
+    The septum is one continuous sheet; candidates elsewhere (the ventricles' atria, a choroid
+    calcification) form other, shorter tracks. A row joins the track whose last row is within
+    ``step_mm`` across and ``gap_mm`` along, so that a stray row does not break the septum.
+    (The median of all rows was misled where stray rows outnumbered the septum's.)
     """
-    rng = np.random.default_rng(0)
-    points = np.concatenate([anterior, posterior])
-    best, best_count = np.ones(len(points), bool), -1
-    for _ in range(300):
-        (t1, s1), (t2, s2) = anterior[rng.integers(len(anterior))], \
-            posterior[rng.integers(len(posterior))]
-        if abs(t2 - t1) < 1.0:
-            continue
-        slope = (s2 - s1) / (t2 - t1)
-        if anchor is not None and abs(s1 + slope * (anchor[0] - t1) - anchor[1]) > anchor[2]:
-            continue
-        inliers = np.abs(points[:, 1] - (s1 + slope * (points[:, 0] - t1))) <= tolerance_mm
-        if inliers.sum() > best_count:
-            best, best_count = inliers, int(inliers.sum())
-    if best_count < 0:
-        return None
-    return _robust_line(points[best, 0], points[best, 1])
+    tracks: list[list[tuple[float, float]]] = []
+    for t, s in found:
+        near = [track for track in tracks
+                if t - track[-1][0] <= gap_mm and abs(s - track[-1][1]) <= step_mm]
+        if near:
+            min(near, key=lambda track: abs(s - track[-1][1])).append((t, s))
+        else:
+            tracks.append([(t, s)])
+    return max(tracks, key=len, default=[])
 
 
 def _line_through(theta: float, offset: float, slope: float, intercept: float
                   ) -> tuple[float, float]:
     """The line ``s = intercept + slope * t`` of the frame (theta, offset), as (theta, offset)."""
-    along = np.array([np.cos(theta), np.sin(theta)])
     normal = np.array([-np.sin(theta), np.cos(theta)])
     point = (offset + intercept) * normal
     new_theta = theta + float(np.arctan(slope))
     new_normal = np.array([-np.sin(new_theta), np.cos(new_theta)])
-    del along
     return new_theta, float(point @ new_normal)
 
 
-def _skull_anchor(slices: dict[int, _Prepared], spacing: tuple[float, float, float],
-                  theta: float, offset: float) -> np.ndarray:
+def _skull_anchor(slices: dict[int, _Prepared], spacing: tuple[float, float, float]
+                  ) -> np.ndarray:
     """(y, x) mm: the centroid of the cranial cavities, on the midline of a symmetric skull.
 
-    (The centroid holds the offset well even where the outline's axis angle is poor.)
+    (The centroid holds the offset well, to about a millimetre, even where the outline's axis
+    angle is several degrees off.)
     """
     _, dy, dx = spacing
     points = np.concatenate([np.argwhere(p.cavity) for p in slices.values()])
-    del theta, offset
     return points.mean(axis=0) * (dy, dx)
 
 
 def _refine_with_falx(slices: dict[int, _Prepared],
                       spacing: tuple[float, float, float], theta: float, offset: float,
                       notes: list[str]) -> tuple[float, float]:
-    """The ideal midline through the falx attachments (skull axis kept when too few).
+    """The ideal midline along the falx near its attachments (the skull's axis when not seen).
 
-    The line must pass within `_ANCHOR_MM` (or one pixel) of the cavities' centroid: the skull
-    gives the offset, the falx the angle (noisy ridges near the frontal pole misled it alone).
+    The skull gives the offset (the line passes within `_ANCHOR_MM`, or one pixel, of the
+    cavities' centroid) and starts the search for the angle, which the falx gives: a skull
+    outline need not be mirror-symmetric about the falx (its axis was 2-6 degrees off on
+    phantom heads whose shape harmonics are odd).
     """
-    anchor = _skull_anchor(slices, spacing, theta, offset)
-    for half_width, reach in ((16.0, 25.0), (6.0, 14.0)):  # coarse corridor, then narrow
-        ends: dict[float, list[tuple[float, float]]] = {-1.0: [], 1.0: []}
-        for k, prepared in slices.items():
-            cut = _resample_slice(prepared, spacing[1:], theta, offset, half_width, k)
-            for t, s, end in _falx_attachments(cut, reach):
-                ends[end].append((t, s))
-        if min(len(points) for points in ends.values()) < 4:
-            notes.append("falx attachments not found; ideal midline from the skull's symmetry")
-            return theta, offset
-        along = np.array([np.cos(theta), np.sin(theta)])
-        normal = np.array([-np.sin(theta), np.cos(theta)])
-        line = _consensus_line(np.array(ends[-1.0]), np.array(ends[1.0]),
-                               (float(anchor @ along), float(anchor @ normal - offset),
-                                max(_ANCHOR_MM, *spacing[1:])))
-        if line is None:
-            notes.append("falx attachments disagree with the skull; ideal midline from the "
-                         "skull's symmetry")
-            return theta, offset
-        theta, offset = _line_through(theta, offset, *line)
-    return theta, offset
+    evidence = _falx_evidence(slices, spacing[1:], theta, offset)
+    if evidence is None:
+        notes.append("falx not found; ideal midline from the skull's symmetry")
+        return theta, offset
+    along = np.array([np.cos(theta), np.sin(theta)])
+    normal = np.array([-np.sin(theta), np.cos(theta)])
+    anchor = _skull_anchor(slices, spacing)
+    score, slope, intercept = _falx_line(
+        evidence, (float(anchor @ along), float(anchor @ normal - offset)),
+        max(_ANCHOR_MM, *spacing[1:]) if _ANCHOR_MM else 10.0)
+    if score < _FALX_MIN_FRACTION:
+        notes.append(f"falx too faint (a ridge on {score:.0%} of the rows at its ends); ideal "
+                     "midline from the skull's symmetry")
+        return theta, offset
+    return _line_through(theta, offset, slope, intercept)
 
 
 def estimate_midline(image: Volume) -> MidlineEstimate:
