@@ -180,13 +180,45 @@ def measure_repository(repository: Any, run: str | None = None,
             series = session.get(Series, series_id)
             labels = load_label_map(repository, session.get(Annotation, annotation_id))
             image = load_series_volume(repository, series)
-            info = {"case": series.series_instance_uid, "patient": series.study.patient.pseudonym,
-                    "series_instance_uid": series.series_instance_uid,
-                    "days_since_admission": series.study.days_since_first_study
-                    if series.study.days_since_first_study is not None else "",
-                    "source": source}
-            result = measure_series(labels, image, classes, min_lesion_ml, **info)
+            result = measure_series(labels, image, classes, min_lesion_ml,
+                                    **_repository_info(series, source))
             store_biomarkers(session, series_id, source, result.row(), result.lesions,
                              result.midline.as_dict() if result.midline else None)
         results.append(result)
     return results
+
+
+def _repository_info(series: Any, source: str) -> dict[str, Any]:
+    """A result's keys as the repository knows the series: pseudonym and stored UID only."""
+    days = series.study.days_since_first_study
+    return {"case": series.series_instance_uid, "patient": series.study.patient.pseudonym,
+            "series_instance_uid": series.series_instance_uid,
+            "days_since_admission": "" if days is None else days, "source": source}
+
+
+def store_results(repository: Any, results: list[SeriesBiomarkers],
+                  key_path: Path | None = None) -> int:
+    """Store folder-mode results in the repository's biomarkers table; the number stored.
+
+    Each result is matched to its stored series by ``info["series_instance_uid"]``, original
+    (mapped with the study key, as a phantom's labels.csv or a --cases CSV gives it) or
+    de-identified, and stored under its ``info["source"]``. The stored row is keyed by the
+    repository's pseudonym and UID: the original patient ID and case name are not kept, so
+    `voxelwise prognosis --repo` reads these rows as it reads those of ``biomarkers --repo``.
+    One transaction for all: a result whose series is not in the repository stores nothing.
+    """
+    from voxelwise.ingest.annotations import resolve_series
+    from voxelwise.store import store_biomarkers
+
+    with repository.session() as session:
+        for result in results:
+            uid = str(result.info.get("series_instance_uid", "")).strip()
+            if not uid:
+                raise InputError(result.info.get("case") or None, "no series_instance_uid: "
+                                 "cannot tell which stored series these biomarkers belong to")
+            series = resolve_series(session, repository, uid, key_path)
+            source = str(result.info.get("source") or "ground truth")
+            row = {**result.row(), **_repository_info(series, source)}
+            store_biomarkers(session, series.id, source, row, result.lesions,
+                             result.midline.as_dict() if result.midline else None)
+    return len(results)

@@ -43,6 +43,8 @@ def step_biomarkers(state: DemoState) -> None:
                 if errors else None,
                 "midline_not_found": len(truth) - len(errors)}
     shown = model or truth
+    findings["source"] = "model" if model else "ground truth"
+    findings["stored_in_repository"] = _store(state, truth + model)
     tables = write_tables(shown, out / ("model" if model else "truth"), LABEL_NAMES)
     from voxelwise.biomarkers.followup import followup_table
 
@@ -75,6 +77,17 @@ def step_biomarkers(state: DemoState) -> None:
         findings["icc_haematoma"] = rows[0]["icc"]
     state.outputs["biomarkers_csv"] = tables["biomarkers"]
     state.findings["biomarkers"] = findings
+
+
+def _store(state: DemoState, results: list) -> int:
+    """Store the results in the demo's repository (measured once, here, not again from it)."""
+    from voxelwise.biomarkers.batch import store_results
+    from voxelwise.store import Repository
+
+    if "repository" not in state.outputs:
+        return 0
+    with Repository.open(state.outputs["repository"]) as repository:
+        return store_results(repository, results, key_path=state.outputs.get("deid_key"))
 
 
 def _phantom_rows(root, results) -> list[dict]:
