@@ -111,3 +111,56 @@ def test_checkpoints_are_chosen_on_validation_auc_where_it_is_defined() -> None:
     assert mean_auc(y, perfect) == 1.0  # only the first finding holds both classes
     assert mean_auc(y, 1 - perfect) == 0.0
     assert np.isnan(mean_auc(np.ones((4, 1)), perfect[:, :1]))
+
+
+def test_slice_labels_follow_the_input_slabs() -> None:
+    from voxelwise.imaging.volume import Volume
+    from voxelwise.tasks.classification.data import slice_labels
+
+    labels = np.zeros((16, 8, 8), np.uint8)
+    labels[5, 2:4, 2:4] = 1   # haematoma on slice 5
+    labels[9, 1, 1] = 2       # oedema only: not a bleeding slice
+    volume = Volume(labels)
+    assert np.flatnonzero(slice_labels(volume, 16)).tolist() == [5]
+    assert np.flatnonzero(slice_labels(volume, 8)).tolist() == [2]   # slab 10-12 mm
+    assert np.flatnonzero(slice_labels(volume, 32)).tolist() == [10, 11]
+    feet_first = np.eye(3)[:, ::-1].copy()
+    feet_first[:, 0] *= -1  # axis 0 towards the feet
+    flipped = Volume(labels[::-1].copy(), direction=feet_first)
+    assert np.flatnonzero(slice_labels(flipped, 16)).tolist() == [5]  # canonical order
+
+
+def test_detection_loss_adds_known_slice_labels_only() -> None:
+    from voxelwise.tasks.classification.model import SliceAggregation
+    from voxelwise.tasks.classification.train import DetectionLoss
+
+    loss = DetectionLoss(torch.ones(2))
+    study = torch.tensor([[2.0, -1.0]])
+    target = torch.tensor([[1.0, 0.0]])
+    plain = loss(study, target)
+    unknown = loss(torch.cat([study, torch.zeros(1, 3)], 1),
+                   torch.cat([target, torch.full((1, 3), float("nan"))], 1))
+    assert torch.isclose(plain, unknown)
+    known = loss(torch.cat([study, torch.tensor([[5.0, -5.0, 0.0]])], 1),
+                 torch.cat([target, torch.tensor([[1.0, 0.0, float("nan")]])], 1))
+    assert known > plain and torch.isfinite(known)
+
+    backbone = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 2))
+    model = SliceAggregation(backbone)
+    x = torch.rand(2, 3, 5, 4, 4)
+    assert model(x).shape == (2, 2)
+    model.slice_outputs = True
+    assert model.train()(x).shape == (2, 2 + 5)
+    assert model.eval()(x).shape == (2, 2)  # predictions stay study logits
+
+
+def test_phantom_label_maps_give_slice_labels(tmp_path) -> None:
+    from voxelwise.tasks.classification.data import load_detection_data
+
+    root = head_ct.generate_head_ct_study(tmp_path / "p", centers=1, patients=2, followups=0,
+                                          size="small", progress=False, workers=1,
+                                          ich_free_fraction=0.5).root
+    data = load_detection_data(root, spec=InputSpec(size=16, slices=8))
+    assert data.slice_labels is not None and data.slice_labels.shape == (2, 8)
+    bleeding = data.slice_labels.max(axis=1)
+    assert bleeding.tolist() == data.y[:, 0].tolist()  # slices bleed exactly in ICH studies

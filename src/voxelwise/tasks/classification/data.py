@@ -8,6 +8,11 @@ Three sources, one result (`DetectionData`):
 - a folder of 2-D images (PNG, JPEG, DICOM) with a labels CSV naming each ``file``.
 A volume becomes (3, slices, size, size): brain, subdural and bone windows, area-averaged onto a
 fixed grid (in-plane aspect ratio kept).
+
+A series folder's row may also name a ``label_map`` (NIfTI on the series' grid, label 1 =
+haematoma, as the phantom and the segmentation tasks write): then each input slice gets a 0/1
+label, haemorrhage in it or not (`DetectionData.slice_labels`), which the per-slice network
+learns from besides the study's findings. Rows without one get no slice labels (``nan``).
 """
 
 from __future__ import annotations
@@ -65,11 +70,19 @@ class DetectionData:
     findings: list[str]
     spec: InputSpec
     source: Path
+    slice_labels: np.ndarray | None = None  # (cases, slices) 0/1 haemorrhage per slice, nan
 
     def subset(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
         index = {c: i for i, c in enumerate(self.case_ids)}
         rows = [index[c] for c in ids]
         return self.x[rows], self.y[rows]
+
+    def subset_slice_labels(self, ids: list[str]) -> np.ndarray | None:
+        """Slice labels of ``ids``, or None when no case has any."""
+        if self.slice_labels is None:
+            return None
+        index = {c: i for i, c in enumerate(self.case_ids)}
+        return self.slice_labels[[index[c] for c in ids]]
 
 
 def volume_input(volume: Volume, spec: InputSpec) -> np.ndarray:
@@ -96,15 +109,33 @@ def volume_input(volume: Volume, spec: InputSpec) -> np.ndarray:
     return out
 
 
+def slice_labels(label_map: Volume, slices: int, label: int = 1) -> np.ndarray:
+    """(slices,) 0/1: does each input slice of `volume_input` (canonical orientation, the slice
+    axis divided into ``slices`` equal slabs) hold ``label``."""
+    from voxelwise.imaging.resample import reorient
+
+    present = (np.asarray(reorient(label_map).array) == label).any(axis=(1, 2))
+    z = len(present)
+    if z >= slices:  # each output slice averages a slab: positive if any of its slices is
+        edges = np.linspace(0, z, slices + 1)
+        return np.array([present[int(np.floor(a)):max(int(np.ceil(b)), int(np.floor(a)) + 1)]
+                         .any() for a, b in zip(edges[:-1], edges[1:], strict=True)], np.float32)
+    centres = np.minimum(((np.arange(slices) + 0.5) * z / slices).astype(int), z - 1)
+    return present[centres].astype(np.float32)
+
+
 def _read_series(path: Path) -> Volume:
     from voxelwise.imaging.dicom import read_dicom_series
 
     return read_dicom_series(path)
 
 
-def _load_volumes(table: LabelTable, spec: InputSpec, folder: Path) -> np.ndarray:
-    problems, arrays = [], []
-    for line, name in zip(table.lines, table.column("dicom_dir"), strict=True):
+def _load_volumes(table: LabelTable, spec: InputSpec, folder: Path
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(inputs, slice labels or None) of every row's series folder (and label map)."""
+    problems, arrays, labels = [], [], []
+    maps = table.column("label_map") if "label_map" in table.rows[0] else [""] * len(table.lines)
+    for line, name, label_map in zip(table.lines, table.column("dicom_dir"), maps, strict=True):
         path = folder / name
         if not name or not path.is_dir():
             problems.append(f"line {line}: series folder {name!r} not found")
@@ -113,9 +144,25 @@ def _load_volumes(table: LabelTable, spec: InputSpec, folder: Path) -> np.ndarra
             arrays.append(volume_input(_read_series(path), spec))
         except InputError as error:
             problems.append(f"line {line}: {name} cannot be read ({error.problem})")
+            continue
+        labels.append(np.full(spec.slices, np.nan, np.float32))
+        if label_map:
+            try:
+                labels[-1] = _slice_labels_of(folder / label_map, arrays[-1].shape[1])
+            except InputError as error:
+                problems.append(f"line {line}: label map {label_map} ({error.problem})")
     if problems:
         raise problems_error(table.path, problems)
-    return np.stack(arrays)
+    stacked = np.stack(labels)
+    return np.stack(arrays), None if np.isnan(stacked).all() else stacked
+
+
+def _slice_labels_of(path: Path, slices: int) -> np.ndarray:
+    from voxelwise.imaging.nifti import read_nifti
+
+    if not path.is_file():
+        raise InputError(path, "not found")
+    return slice_labels(read_nifti(path), slices)
 
 
 def _labels_path(data: Path, labels: Path | None) -> Path:
@@ -144,9 +191,12 @@ def load_detection_data(data: str | Path, *, labels: str | Path | None = None,
     folder = data if data.is_dir() else csv_path.parent
     if "dicom_dir" in table.rows[0]:
         spec = InputSpec("volume", spec.size, spec.slices, spec.windows)
-        x = _load_volumes(table, spec, folder)
+        x, per_slice = _load_volumes(table, spec, folder)
         ids = table.column("series_instance_uid") if "series_instance_uid" in table.rows[0] \
             else table.column("dicom_dir")
+        _check_unique(table, ids)
+        return DetectionData(list(ids), patient_ids(table), x, table.labels, table.findings,
+                             spec, csv_path, per_slice)
     else:
         spec = InputSpec("image", spec.size, 1, spec.windows)
         x = load_images(table, spec.size, folder)

@@ -17,12 +17,18 @@ POOL_SHARPNESS = 5.0  # log-sum-exp pooling: between mean (0) and max (inf) of s
 
 class SliceAggregation(nn.Module):
     """A 2-D classifier applied to each slice of (N, C, Z, H, W); study logits by log-sum-exp
-    pooling over slices (a smooth maximum, so one bleeding slice can carry the study)."""
+    pooling over slices (a smooth maximum, so one bleeding slice can carry the study).
+
+    With ``slice_outputs`` set, training-mode outputs are (N, findings + Z): the study logits,
+    then the first finding's logit of every slice, for a loss on slice labels
+    (`voxelwise.tasks.classification.train.DetectionLoss`); eval mode always gives study logits.
+    """
 
     def __init__(self, backbone: nn.Module, sharpness: float = POOL_SHARPNESS) -> None:
         super().__init__()
         self.backbone = backbone
         self.sharpness = sharpness
+        self.slice_outputs = False
 
     def slice_logits(self, x: torch.Tensor) -> torch.Tensor:
         """(N, Z, findings) logits of every slice."""
@@ -33,16 +39,19 @@ class SliceAggregation(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.slice_logits(x)
         r = self.sharpness
-        return (torch.logsumexp(r * logits, dim=1)
-                - torch.log(torch.tensor(float(logits.shape[1])))) / r
+        study = (torch.logsumexp(r * logits, dim=1)
+                 - torch.log(torch.tensor(float(logits.shape[1])))) / r
+        if self.slice_outputs and self.training:
+            return torch.cat([study, logits[:, :, 0]], dim=1)
+        return study
 
 
 def model_identity(name: str, dims: int, in_channels: int, findings: int,
-                   kind: str) -> dict[str, Any]:
+                   kind: str, kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """``identity["model"]`` (the backbone's recipe) and how slices are handled."""
     aggregate = kind == "volume" and dims == 2
     return {"model": {"name": name, "spatial_dims": dims, "in_channels": in_channels,
-                      "out_channels": findings, "kwargs": {}},
+                      "out_channels": findings, "kwargs": dict(kwargs or {})},
             "aggregation": "slices-logsumexp" if aggregate else "none"}
 
 
