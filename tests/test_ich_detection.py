@@ -164,3 +164,26 @@ def test_phantom_label_maps_give_slice_labels(tmp_path) -> None:
     assert data.slice_labels is not None and data.slice_labels.shape == (2, 8)
     bleeding = data.slice_labels.max(axis=1)
     assert bleeding.tolist() == data.y[:, 0].tolist()  # slices bleed exactly in ICH studies
+
+
+def test_splits_spread_every_finding_not_only_the_first() -> None:
+    from voxelwise.data.splits import finding_strata
+
+    assert finding_strata({"a": [1, 1], "b": [1, 0], "c": [0, 0]}) == {
+        "a": "11", "b": "01", "c": "00"}  # rarest finding (the second) first
+    for seed in range(5):
+        data = _cohort(24, 6)
+        data.y[:, 1] = [float(c[:3] in {"p06", "p07", "p08", "p09", "p10", "p11"})
+                        for c in data.case_ids]  # 6 ICH patients with a subdural bleed
+        config = DetectionConfig(folds=3, test_fraction=0.25)
+        config.training.seed = seed
+        splits = make_detection_splits(data, config)
+        index = {c: i for i, c in enumerate(data.case_ids)}
+
+        def subdural(cases: list[str]) -> set[str]:
+            return {c[:3] for c in cases if data.y[index[c], 1]}
+
+        assert len(subdural(splits.test)) in (1, 2)  # a quarter of 6, not 0 or 4 by chance
+        for fold in splits.folds:
+            assert subdural(fold["validation"])  # every fold validates the rare finding
+            assert _classes(data, fold["validation"]) == {0, 1}

@@ -6,6 +6,11 @@ each stratum is shuffled with the seed and dealt round-robin, first to the test 
 ``test_fraction``), then to the ``folds`` folds. Every validation fold and the test set must hold
 a positive patient, or the split is refused with the counts that make it impossible.
 
+With ``patient_strata`` (a key per patient, e.g. which of several findings it shows: see
+`finding_strata`), each of the two strata is shuffled and then ordered by that key before the
+test patients are taken at even steps and the rest dealt round-robin, so that every finding, not
+only the first, is spread over the test set and the folds in proportion.
+
 ``splits.json``::
 
     {"0": {"train": [case ids], "validation": [case ids]}, "1": {...}, ..., "test": [case ids]}
@@ -50,9 +55,30 @@ class Splits:
                 from error
 
 
-def _deal(patients: list[str], parts: int, rng: np.random.Generator,
-          offset: int = 0) -> list[list[str]]:
+def finding_strata(patient_findings: Mapping[str, Sequence[int]]) -> dict[str, str]:
+    """A stratum key per patient from its 0/1 findings (1 when any of its cases shows one):
+    the rarest findings first, so that ordering by the key groups their carriers together."""
+    if not patient_findings:
+        return {}
+    matrix = np.array([list(v) for v in patient_findings.values()], dtype=int).reshape(
+        len(patient_findings), -1)
+    rarest = np.argsort(matrix.sum(axis=0), kind="stable")
+    return {p: "".join("1" if row[j] else "0" for j in rarest)
+            for p, row in zip(patient_findings, matrix, strict=True)}
+
+
+def _ordered(patients: list[str], rng: np.random.Generator,
+             strata: Mapping[str, str] | None) -> list[str]:
+    """Shuffled; then, with strata, stably grouped by stratum key (carriers of each together)."""
     order = [patients[i] for i in rng.permutation(len(patients))]
+    if strata:
+        order.sort(key=lambda p: strata.get(p, ""), reverse=True)
+    return order
+
+
+def _deal(patients: list[str], parts: int, rng: np.random.Generator,
+          offset: int = 0, strata: Mapping[str, str] | None = None) -> list[list[str]]:
+    order = _ordered(patients, rng, strata)
     buckets: list[list[str]] = [[] for _ in range(parts)]
     for index, patient in enumerate(order):
         buckets[(index + offset) % parts].append(patient)
@@ -60,13 +86,20 @@ def _deal(patients: list[str], parts: int, rng: np.random.Generator,
 
 
 def _test_patients(strata: dict[bool, list[str]], fraction: float,
-                   rng: np.random.Generator) -> set[str]:
+                   rng: np.random.Generator,
+                   patient_strata: Mapping[str, str] | None = None) -> set[str]:
     chosen: set[str] = set()
     for positive in (True, False):
         members = strata[positive]
         count = int(round(fraction * len(members)))
         if positive and fraction > 0 and members:
             count = max(count, 1)
+        if patient_strata and count:
+            order = _ordered(members, rng, patient_strata)  # every len/count-th, from a start
+            step = len(order) / count
+            start = rng.random() * step
+            chosen |= {order[min(int(start + k * step), len(order) - 1)] for k in range(count)}
+            continue
         order = [members[i] for i in rng.permutation(len(members))]
         chosen |= set(order[:count])
     return chosen
@@ -74,8 +107,10 @@ def _test_patients(strata: dict[bool, list[str]], fraction: float,
 
 def make_splits(case_patients: Mapping[str, str], positive_cases: Sequence[str] | set[str],
                 folds: int = 5, test_fraction: float = 0.2, seed: int = 0,
-                source: str | Path | None = None) -> Splits:
-    """Split cases by patient, stratified by lesion presence (``source`` names the dataset).
+                source: str | Path | None = None,
+                patient_strata: Mapping[str, str] | None = None) -> Splits:
+    """Split cases by patient, stratified by lesion presence (``source`` names the dataset)
+    and, with ``patient_strata``, by those keys within it (module docstring).
 
     ``folds=1`` is a single hold-out split (a fifth of the non-test patients validate).
     """
@@ -92,11 +127,12 @@ def make_splits(case_patients: Mapping[str, str], positive_cases: Sequence[str] 
     strata = {flag: sorted(p for p, v in patient_positive.items() if v == flag)
               for flag in (True, False)}
     rng = np.random.default_rng(seed)
-    test = _test_patients(strata, test_fraction, rng)
+    test = _test_patients(strata, test_fraction, rng, patient_strata)
     remaining = {flag: [p for p in strata[flag] if p not in test] for flag in (True, False)}
     parts = max(folds, 5) if folds == 1 else folds
-    buckets_pos = _deal(remaining[True], parts, rng)
-    buckets_neg = _deal(remaining[False], parts, rng, offset=len(remaining[True]))
+    buckets_pos = _deal(remaining[True], parts, rng, strata=patient_strata)
+    buckets_neg = _deal(remaining[False], parts, rng, offset=len(remaining[True]),
+                        strata=patient_strata)
     chosen_folds = range(1) if folds == 1 else range(folds)
     result: list[dict[str, list[str]]] = []
     for fold in chosen_folds:

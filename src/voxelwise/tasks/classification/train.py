@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from voxelwise import __version__
-from voxelwise.data.splits import Splits, make_splits
+from voxelwise.data.splits import Splits, finding_strata, make_splits
 from voxelwise.errors import InputError
 from voxelwise.fileio import write_text_atomic
 from voxelwise.tasks.classification.data import DetectionData
@@ -169,8 +169,9 @@ def monitored_metric(y_validation: np.ndarray) -> tuple[str, str]:
 
 
 def make_detection_splits(data: DetectionData, config: DetectionConfig) -> Splits:
-    """Patient-level splits stratified by the first finding (any ICH), each validation fold and
-    the test split holding an ICH-negative patient as well when there are enough of them.
+    """Patient-level splits stratified by the first finding (any ICH) and, within it, by the
+    other findings (`voxelwise.data.splits.finding_strata`), each validation fold and the test
+    split holding an ICH-negative patient as well when there are enough of them.
 
     `voxelwise.data.splits.make_splits` guarantees a positive patient in every part; a negative
     one may miss a small part (2 of 12 patients negative: none in the test split). Then one
@@ -180,8 +181,17 @@ def make_detection_splits(data: DetectionData, config: DetectionConfig) -> Split
     positives = [c for c, label in zip(data.case_ids, data.y[:, 0], strict=True) if label]
     splits = make_splits(dict(zip(data.case_ids, data.patients, strict=True)), positives,
                          folds=config.folds, test_fraction=config.test_fraction,
-                         seed=config.training.seed, source=data.source)
+                         seed=config.training.seed, source=data.source,
+                         patient_strata=finding_strata(_patient_findings(data)))
     return _with_negatives(splits, data, config.training.seed)
+
+
+def _patient_findings(data: DetectionData) -> dict[str, np.ndarray]:
+    """Per patient, 1 for each finding any of its cases shows."""
+    found: dict[str, np.ndarray] = {}
+    for patient, labels in zip(data.patients, data.y, strict=True):
+        found[patient] = np.maximum(found.get(patient, 0), labels > 0)
+    return found
 
 
 def _negative_patients(data: DetectionData, cases: list[str]) -> list[str]:
