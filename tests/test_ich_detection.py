@@ -172,17 +172,17 @@ def test_splits_spread_every_finding_not_only_the_first() -> None:
     assert finding_strata({"a": [1, 1], "b": [1, 0], "c": [0, 0]}) == {
         "a": "11", "b": "01", "c": "00"}  # rarest finding (the second) first
     data = _cohort(24, 6)
+    data.y[:, 1] = [float(c[:3] in {"p06", "p07", "p08", "p09", "p10", "p11"})
+                    for c in data.case_ids]  # 6 ICH patients with a subdural bleed
+    carriers = {c[:3] for c, y in zip(data.case_ids, data.y[:, 1], strict=True) if y}
+
+    def subdural(cases: list[str]) -> set[str]:
+        return {c[:3] for c in cases} & carriers
+
     for seed in range(5):
-        data.y[:, 1] = [float(c[:3] in {"p06", "p07", "p08", "p09", "p10", "p11"})
-                        for c in data.case_ids]  # 6 ICH patients with a subdural bleed
         config = DetectionConfig(folds=3, test_fraction=0.25)
         config.training.seed = seed
         splits = make_detection_splits(data, config)
-        carriers = {c[:3] for c, y in zip(data.case_ids, data.y[:, 1], strict=True) if y}
-
-        def subdural(cases: list[str]) -> set[str]:
-            return {c[:3] for c in cases} & carriers
-
         assert len(subdural(splits.test)) in (1, 2)  # a quarter of 6, not 0 or 4 by chance
         for fold in splits.folds:
             assert subdural(fold["validation"])  # every fold validates the rare finding
