@@ -53,8 +53,11 @@ _FALX_CORRIDOR_MM = 26.0   # half-width of the strip searched around the skull's
 _FALX_SEARCH_DEG = 12.0    # the falx line's angle, +- this from the skull's axis
 _FALX_MIN_FRACTION = 0.05
 """Weighted fraction of rows with a falx ridge on the best line below which the falx is taken
-as not seen (the median line scores about 0.04 on the phantom, the falx 0.2-0.7). The reach,
-weights and threshold were chosen on phantom scans (benchmarks/midline.py), not validated."""
+as not seen (the median line scores about 0.04 on the phantom, a clear falx 0.14-0.7). A faint
+falx (0.07-0.10 on a few full-size heads) still wins over the skull's axis, which was up to 8
+degrees off there, but can leave the line 3-4 degrees off itself (full seed 6 patient 2: 2.43
+mm). The reach, weights and threshold were chosen on phantom scans (benchmarks/midline.py),
+not validated."""
 
 
 @dataclass
@@ -462,7 +465,7 @@ def _refine_with_falx(slices: dict[int, _Prepared],
     anchor = _skull_anchor(slices, spacing)
     score, slope, intercept = _falx_line(
         evidence, (float(anchor @ along), float(anchor @ normal - offset)),
-        max(_ANCHOR_MM, *spacing[1:]) if _ANCHOR_MM else 10.0)
+        max(_ANCHOR_MM, *spacing[1:]))
     if score < _FALX_MIN_FRACTION:
         notes.append(f"falx too faint (a ridge on {score:.0%} of the rows at its ends); ideal "
                      "midline from the skull's symmetry")
