@@ -57,10 +57,13 @@ def train_within(args: argparse.Namespace, dataset, run: Path):
     return result, time.perf_counter() - started
 
 
-def score(dataset, result) -> list[dict]:
+def score(dataset, result, min_volume_ml: float) -> tuple[list[dict], list[dict]]:
+    """Per case and class metrics of the raw network output and after removing components
+    below ``min_volume_ml`` (the post-processing of `voxelwise infer --min-volume-ml`)."""
     from voxelwise.data.datasets import load_case
     from voxelwise.data.preprocess import preprocess_image
     from voxelwise.imaging import resample_to
+    from voxelwise.inference.postprocess import remove_small_components
     from voxelwise.metrics.segmentation import case_metrics
     from voxelwise.models import load_checkpoint_model
     from voxelwise.tasks.segmentation.train import predict_case
@@ -71,16 +74,34 @@ def score(dataset, result) -> list[dict]:
     split_of |= {c: "train" for c in splits.folds[0]["train"]}
     split_of |= {c: "validation" for c in splits.folds[0]["validation"]}
     classes = {int(k): v for k, v in plan.classes.items() if int(k)}
-    rows = []
+    raw, rows = [], []
     for case in dataset.cases:
         loaded = load_case(dataset, case)
         array, grid = preprocess_image(loaded.images, plan)
         with torch.no_grad():
             labels = predict_case(model, array, plan, torch.device("cpu")).argmax(0)
         native = resample_to(grid.with_array(labels.astype(np.uint8)), loaded.label, "nearest")
-        for row in case_metrics(native.array, loaded.label.array, loaded.label.spacing, classes):
-            rows.append({"case": case.case_id, "split": split_of.get(case.case_id), **row})
-    return rows
+        predicted, _ = remove_small_components(native.array, loaded.label.spacing, min_volume_ml)
+        for labels, out in ((native.array, raw), (predicted, rows)):
+            for row in case_metrics(labels, loaded.label.array, loaded.label.spacing, classes):
+                out.append({"case": case.case_id, "split": split_of.get(case.case_id), **row})
+    return raw, rows
+
+
+def by_subtype(rows: list[dict], phantom_root: Path) -> list[str]:
+    """Haematoma Dice per combination of the phantom's bleed subtypes (which lesions are hard)."""
+    patients = json.loads((phantom_root / "phantom.json").read_text())["patients"]
+    kinds = {p["patient_id"]: "+".join(sorted({le["subtype"] for le in p["lesions"]})) or "none"
+             for p in patients}
+    groups: dict[tuple[str, str], list[float]] = {}
+    for row in rows:
+        if row["class"] == "haematoma":
+            kind = kinds[row["case"].rsplit("_t", 1)[0]]
+            groups.setdefault((kind, row["split"] or "-"), []).append(float(row["dice"]))
+    lines = [f"{'subtypes':<48} {'split':<10} {'n':>3} {'mean Dice':>9}"]
+    for (kind, split), values in sorted(groups.items()):
+        lines.append(f"{kind:<48} {split:<10} {len(values):>3} {np.mean(values):>9.3f}")
+    return lines
 
 
 def main() -> None:
@@ -91,7 +112,12 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=8, help="per center")
     parser.add_argument("--followups", type=int, default=2)
     parser.add_argument("--size", default="full")
-    parser.add_argument("--iterations", type=int, default=50, help="batches per epoch")
+    # 150 batches an epoch: validation (sliding windows over every validation case) costs about
+    # as much as 40 batches on 2 cores, so short epochs spent a third of the budget validating
+    parser.add_argument("--iterations", type=int, default=150, help="batches per epoch")
+    parser.add_argument("--min-volume-ml", type=float, default=0.2,
+                        help="post-processing as `voxelwise infer --min-volume-ml`: predicted "
+                        "components below this volume removed (0: raw network output)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -110,9 +136,15 @@ def main() -> None:
     print(f"plan: {plan.dims}D, {plan.spacing_mm} mm, patch {plan.patch_size}, batch "
           f"{plan.batch_size}; trained {len(result.folds[0].history)} epochs in "
           f"{seconds / 60:.1f} min (best validation Dice {result.folds[0].best_metric:.3f})")
-    rows = score(dataset, result)
+    raw, rows = score(dataset, result, args.min_volume_ml)
+    raw_test = {e["class"]: e["mean"] for e in summarise(raw)
+                if e["split"] == "test" and e["metric"] == "dice"}
+    print("raw network output, test Dice: "
+          + ", ".join(f"{name} {value:.3f}" for name, value in raw_test.items()))
+    print(f"below: after removing predicted components under {args.min_volume_ml} mL")
     summary = summarise(rows)
     print(format_split_table(summary, metrics=["dice", "hd95_mm", "volume_error_ml"]))
+    print("\n".join(by_subtype(rows, phantom.root)))
     test = {e["class"]: e["mean"] for e in summary
             if e["split"] == "test" and e["metric"] == "dice"}
     for name, target in TARGETS.items():
