@@ -5,9 +5,10 @@ from voxelwise.training.loop import (
     TrainingResult,
     epoch_seed,
     fit,
+    recalibrate_batch_norm,
     resolve_device,
     seed_everything,
 )
 
-__all__ = ["TrainingConfig", "TrainingResult", "epoch_seed", "fit", "resolve_device",
-           "seed_everything"]
+__all__ = ["TrainingConfig", "TrainingResult", "epoch_seed", "fit", "recalibrate_batch_norm",
+           "resolve_device", "seed_everything"]

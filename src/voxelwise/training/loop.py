@@ -238,6 +238,41 @@ class _Trainer:
                       history=list(payload.get("history", [])))
 
 
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(model: nn.Module, inputs: Iterable[Tensor],
+                           device: torch.device | str = "cpu") -> int:
+    """Recompute every batch-norm layer's running statistics as the plain average over the
+    batches ``inputs`` (forward passes in train mode, no gradients); returns the layer count.
+
+    The running statistics start at mean 0, variance 1 and follow the batches with momentum
+    0.1, so after a few dozen steps the start still weighs 0.9**steps: where a layer's true
+    variance is small (0.001 behind a stem convolution) eval mode then normalises with a
+    variance 10 times too large, and a network that separates its training cases perfectly in
+    train mode ranks them below chance in eval mode. Recalibrating before validating removes
+    the start and the lag behind weights that change quickly. Momenta and mode are restored.
+    """
+    layers = [m for m in model.modules() if isinstance(m, _BATCH_NORMS) and m.track_running_stats]
+    if not layers:
+        return 0
+    momenta = [layer.momentum for layer in layers]
+    training = model.training
+    for layer in layers:
+        layer.reset_running_stats()
+        layer.momentum = None  # cumulative average over the batches
+    model.train()
+    try:
+        for batch in inputs:
+            model(batch.to(device))
+    finally:
+        for layer, momentum in zip(layers, momenta, strict=True):
+            layer.momentum = momentum
+        model.train(training)
+    return len(layers)
+
+
 def _validate(model: nn.Module, validate: Callable[[nn.Module], dict[str, float]] | None
               ) -> dict[str, float]:
     if validate is None:
