@@ -254,22 +254,12 @@ def recalibrate_batch_norm(model: nn.Module, inputs: Iterable[Tensor],
     train mode ranks them below chance in eval mode. Recalibrating before validating removes
     the start and the lag behind weights that change quickly. Momenta and mode are restored.
     """
+    from torch.optim.swa_utils import update_bn  # resets, averages and restores, as described
+
     layers = [m for m in model.modules() if isinstance(m, _BATCH_NORMS) and m.track_running_stats]
-    if not layers:
-        return 0
-    momenta = [layer.momentum for layer in layers]
-    training = model.training
-    for layer in layers:
-        layer.reset_running_stats()
-        layer.momentum = None  # cumulative average over the batches
-    model.train()
-    try:
-        for batch in inputs:
-            model(batch.to(device))
-    finally:
-        for layer, momentum in zip(layers, momenta, strict=True):
-            layer.momentum = momentum
-        model.train(training)
+    if layers:
+        with torch.no_grad():
+            update_bn(inputs, model, device)
     return len(layers)
 
 
