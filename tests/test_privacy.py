@@ -39,6 +39,12 @@ What is not searched, and why (one rule each, nothing decided file by file):
    3286 possible offsets a shifted study date lands on a birth date now and then (the cat of
    deid-data, born 20110106, scanned 20200209, offset -3321 days); a date left unshifted is
    still caught, since its own shift is another day.
+5. Inside a value made from the key: the replacement UIDs (``2.25.`` and 38 or 39 random
+   digits, recomputed here from the input UIDs and the key) and the content addresses of the
+   stored files (SHA-256 of bytes that hold those UIDs). They change with each random key, and
+   an all-digit identifier turns up inside one by chance in a few runs out of a hundred (CI
+   once found the date 20170302 inside a PostgreSQL row). They are blanked before the search;
+   an input UID stored unchanged is still found, as it is not its own replacement.
 
 Input files pydicom cannot read at all are listed as skipped, with the reason, on the console.
 """
@@ -47,7 +53,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -264,11 +272,27 @@ def repository_blobs(repository: Repository) -> dict[str, bytes]:
     return blobs
 
 
-def leaks(blobs: dict[str, bytes], identifiers: list[str], originals: Originals
-          ) -> dict[str, list[str]]:
-    """Identifier (with where it came from) -> the blobs it was found in."""
+UID_VALUE = re.compile(r"[0-9]+(\.[0-9]+)+")
+
+
+def generated_tokens(ingested: Ingested) -> list[str]:
+    """Rule 5: the replacement UIDs and the content addresses of the stored files."""
+    pseudonymizer = ingested.pseudonymizer
+    tokens = {pseudonymizer.uid(value) for value in ingested.originals.identifiers
+              if UID_VALUE.fullmatch(value.strip().rstrip("\x00"))}
+    with ingested.repository.session() as session:
+        tokens.update(filter(None, session.scalars(select(Instance.file_sha256))))
+    return sorted(tokens, key=len, reverse=True)
+
+
+def leaks(blobs: dict[str, bytes], identifiers: list[str], originals: Originals,
+          generated: Sequence[str] = ()) -> dict[str, list[str]]:
+    """Identifier (with where it came from) -> the blobs it was found in, after blanking the
+    ``generated`` tokens (rule 5)."""
     found: dict[str, list[str]] = {}
     for name, data in blobs.items():
+        for token in generated:
+            data = data.replace(token.encode("ascii"), b"<generated>")
         for value in verify_no_phi(data, identifiers):
             found.setdefault(f"{value!r} ({', '.join(sorted(originals.identifiers[value])[:3])})",
                              []).append(name)
@@ -333,7 +357,7 @@ def test_inputs_are_real_and_identifiers_were_collected(ingested: Ingested) -> N
 def test_no_identifier_anywhere_in_the_repository(ingested: Ingested) -> None:
     originals = ingested.originals
     found = leaks(repository_blobs(ingested.repository), searched_identifiers(ingested),
-                  originals)
+                  originals, generated_tokens(ingested))
     assert found == {}, "\n".join(f"{k}: {v[:3]}" for k, v in sorted(found.items()))
 
 
@@ -415,7 +439,7 @@ def test_database_rows_on_postgresql_hold_no_identifier(postgres_url: Any, tmp_p
     run = _ingest_everything(tmp_path, postgres_url)
     try:
         found = leaks({"database rows": _rows_dump(run.repository)},
-                      searched_identifiers(run), run.originals)
+                      searched_identifiers(run), run.originals, generated_tokens(run))
         with run.repository.session() as session:
             assert session.query(Series).count() == ingested_series(ingested)
     finally:
@@ -448,6 +472,28 @@ def test_a_shifted_date_that_lands_on_a_birth_date_is_no_leak(tmp_path: Path) ->
         run.originals.centers = ["DEIDDATA"]
         searched = searched_identifiers(run)
         assert "20110106" not in searched and "20200209" in searched
-        assert leaks(repository_blobs(repository), searched, run.originals) == {}
+        assert leaks(repository_blobs(repository), searched, run.originals,
+                     generated_tokens(run)) == {}
     finally:
         repository.close()
+
+
+def test_a_digit_identifier_inside_a_replacement_uid_is_no_leak(ingested: Ingested) -> None:
+    """Rule 5: every UID the repository holds is among the recomputed replacements, an
+    identifier found only inside one of them is not reported, and an input UID stored
+    unchanged still is."""
+    generated = set(generated_tokens(ingested))
+    with ingested.repository.session() as session:
+        stored = set(session.scalars(select(Instance.sop_instance_uid)))
+        stored |= set(session.scalars(select(Study.study_instance_uid)))
+    assert stored and stored <= generated
+    original = next(value for value in ingested.originals.identifiers
+                    if value.startswith("1.3.6.1.4.1.5962"))
+    replacement = ingested.pseudonymizer.uid(original)
+    chance = replacement[12:20]  # eight digits of the random part, as a date would be
+    originals = Originals(identifiers={chance: {"StudyDate in x.dcm"},
+                                       original: {"SOPInstanceUID in x.dcm"}})
+    blob = {"row": f"('{replacement}', 'CT')".encode()}
+    assert leaks(blob, [chance], originals) != {}
+    assert leaks(blob, [chance], originals, [replacement]) == {}
+    assert leaks({"row": original.encode()}, [original], originals, [replacement]) != {}
