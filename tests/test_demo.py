@@ -24,6 +24,9 @@ def test_demo_runs_end_to_end_and_reruns_safely(tmp_path) -> None:
     assert findings["segmentation"]["series_segmented"] == 8
     assert findings["biomarkers"]["series"] == 8
     assert findings["biomarkers"]["midline_shift_error_max_mm"] <= 2.0
+    # the model's biomarkers are stored under its run's name, and prognosis reads those
+    assert findings["biomarkers"]["source"] == "segmentation/run"
+    assert findings["prognosis"]["biomarkers"] == "repository (segmentation/run)"
     detection = findings["detection"]
     assert detection["trained"] and detection["studies"] == 24  # its own cohort: 4 x 3 x 2
     assert detection["any_ich"]["auc"] is not None  # ICH-negative studies in the test split

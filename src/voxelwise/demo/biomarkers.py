@@ -11,14 +11,21 @@ def _measure_predicted(state: DemoState, truth: list) -> list:
     from voxelwise.imaging import read_nifti
 
     predicted = state.outputs["predicted_labels"]
+    source = model_run_name(state)
     results = []
     for reference in truth:
         path = predicted / f"{reference.info['case']}.nii.gz"
         if path.is_file():
-            info = {**reference.info, "source": "model"}
+            info = {**reference.info, "source": source}
             results.append(measure_series(read_nifti(path), None, LABEL_NAMES,
                                           midline=reference.midline, **info))
     return results
+
+
+def model_run_name(state: DemoState) -> str:
+    """The segmentation run's name, the source under which its biomarkers are stored (its
+    folder in the demo's output, as ``biomarkers --repo --run`` names a run)."""
+    return state.outputs["segmentation_run"].relative_to(state.config.out).as_posix()
 
 
 def step_biomarkers(state: DemoState) -> None:
@@ -43,7 +50,7 @@ def step_biomarkers(state: DemoState) -> None:
                 if errors else None,
                 "midline_not_found": len(truth) - len(errors)}
     shown = model or truth
-    findings["source"] = "model" if model else "ground truth"
+    findings["source"] = model_run_name(state) if model else "ground truth"
     findings["stored_in_repository"] = _store(state, truth + model)
     tables = write_tables(shown, out / ("model" if model else "truth"), LABEL_NAMES)
     from voxelwise.biomarkers.followup import followup_table
