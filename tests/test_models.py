@@ -34,6 +34,29 @@ def test_classification_models_return_logits(name: str, dims: int) -> None:
         assert model(torch.zeros(2, 2, *(32,) * dims)).shape == (2, 6)
 
 
+@pytest.mark.parametrize("name", ["densenet121", "resnet18"])
+@pytest.mark.parametrize("dims", [2, 3])
+def test_global_max_pooling_replaces_the_average(name: str, dims: int) -> None:
+    """``pooling="max"``: the logits are the linear layer applied to the maximum of the last
+    feature map (so a small finding is not averaged away); recorded in the spec, rebuilt."""
+    kwargs = {"widen_factor": 0.25} if name == "resnet18" else {"init_features": 8,
+                                                                "growth_rate": 4}
+    model = build_model(name, spatial_dims=dims, in_channels=1, out_channels=3,
+                        pooling="max", **kwargs).eval()
+    pool, linear = (model.avgpool, model.fc) if name == "resnet18" else \
+        (model.class_layers.pool, model.class_layers.out)
+    seen = {}
+    pool.register_forward_hook(lambda module, args, output: seen.update(features=args[0]))
+    image = torch.randn(1, 1, *(32,) * dims)
+    with torch.no_grad():
+        logits = model(image)
+        peak = seen["features"].flatten(2).amax(-1)
+        assert torch.allclose(logits, linear(peak), atol=1e-5)
+    assert model_spec(model)["kwargs"]["pooling"] == "max"
+    with pytest.raises(ValueError, match="pooling must be one of avg, max"):
+        build_model(name, spatial_dims=dims, in_channels=1, out_channels=1, pooling="sum")
+
+
 def test_anisotropic_unet_and_deepmedic() -> None:
     unet = build_model("unet", spatial_dims=3, in_channels=1, out_channels=2,
                        channels=(4, 8, 16), strides=[[1, 2, 2], [2, 2, 2]])

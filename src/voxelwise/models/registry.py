@@ -48,22 +48,42 @@ def _deepmedic(spatial_dims: int, in_channels: int, out_channels: int,
     return DeepMedic(spatial_dims, in_channels, out_channels, **kwargs)
 
 
+POOLINGS = ("avg", "max")
+
+
+def _global_pool(spatial_dims: int, pooling: str) -> nn.Module:
+    """The classifier's global pooling: ``"avg"`` (MONAI's) or ``"max"``.
+
+    Max pooling lets a small bright finding in one corner of the image decide the logit, which
+    averaging over the whole feature map dilutes (a small haematoma on a head-CT slice).
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
+    if pooling == "avg":
+        return (nn.AdaptiveAvgPool2d if spatial_dims == 2 else nn.AdaptiveAvgPool3d)(1)
+    return (nn.AdaptiveMaxPool2d if spatial_dims == 2 else nn.AdaptiveMaxPool3d)(1)
+
+
 def _densenet121(spatial_dims: int, in_channels: int, out_channels: int,
-                 **kwargs: Any) -> nn.Module:
+                 pooling: str = "avg", **kwargs: Any) -> nn.Module:
     from monai.networks.nets import DenseNet121
 
-    return DenseNet121(spatial_dims=spatial_dims, in_channels=in_channels,
-                       out_channels=out_channels, **({"pretrained": False} | kwargs))
+    model = DenseNet121(spatial_dims=spatial_dims, in_channels=in_channels,
+                        out_channels=out_channels, **({"pretrained": False} | kwargs))
+    model.class_layers.pool = _global_pool(spatial_dims, pooling)
+    return model
 
 
 def _resnet(depth: int) -> Callable[..., nn.Module]:
-    def build(spatial_dims: int, in_channels: int, out_channels: int,
+    def build(spatial_dims: int, in_channels: int, out_channels: int, pooling: str = "avg",
               **kwargs: Any) -> nn.Module:
         from monai.networks.nets import resnet
 
         factory = getattr(resnet, f"resnet{depth}")
-        return factory(spatial_dims=spatial_dims, n_input_channels=in_channels,
-                       num_classes=out_channels, **({"pretrained": False} | kwargs))
+        model = factory(spatial_dims=spatial_dims, n_input_channels=in_channels,
+                        num_classes=out_channels, **({"pretrained": False} | kwargs))
+        model.avgpool = _global_pool(spatial_dims, pooling)
+        return model
     return build
 
 
