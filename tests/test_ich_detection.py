@@ -187,3 +187,13 @@ def test_splits_spread_every_finding_not_only_the_first() -> None:
         for fold in splits.folds:
             assert subdural(fold["validation"])  # every fold validates the rare finding
             assert _classes(data, fold["validation"]) == {0, 1}
+
+
+def test_cli_switches_slice_labels_off() -> None:
+    from voxelwise.cli.main import build_parser
+    from voxelwise.tasks.classification import _config
+
+    parser = build_parser()
+    base = ["train", "phantom", "--out", "run", "--task", "ich-detection"]
+    assert _config(parser.parse_args(base)).slice_labels is True
+    assert _config(parser.parse_args([*base, "--no-slice-labels"])).slice_labels is False

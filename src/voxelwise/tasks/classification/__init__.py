@@ -38,6 +38,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sensitivity-target", type=float, help="high-sensitivity point (0.9)")
     group.add_argument("--specificity-target", type=float, help="high-specificity point (0.9)")
     group.add_argument("--auc-method", choices=("delong", "bootstrap"), help="AUC CI (delong)")
+    group.add_argument("--no-slice-labels", action="store_true",
+                       help="2-D on volumes: learn from the study findings only, even where "
+                       "the labels CSV names label maps")
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -58,6 +61,8 @@ def _config(args: argparse.Namespace) -> Any:
         top["fold"] = args.fold if args.fold == "all" else int(args.fold)
     if args.no_augmentation:
         top["augment"] = False
+    if getattr(args, "no_slice_labels", False):
+        top["slice_labels"] = False
     training = {k: getattr(args, k) for k in ("epochs", "batch_size", "learning_rate", "seed",
                                                "device", "patience", "optimizer", "schedule",
                                                "threads") if getattr(args, k, None) is not None}
