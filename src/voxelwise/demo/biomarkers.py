@@ -24,8 +24,13 @@ def _measure_predicted(state: DemoState, truth: list) -> list:
 
 def model_run_name(state: DemoState) -> str:
     """The segmentation run's name, the source under which its biomarkers are stored (its
-    folder in the demo's output, as ``biomarkers --repo --run`` names a run)."""
-    return state.outputs["segmentation_run"].relative_to(state.config.out).as_posix()
+    folder in the demo's output, as ``biomarkers --repo --run`` names a run; without a run,
+    the folder of the predicted label maps)."""
+    run = state.outputs.get("segmentation_run") or state.outputs["predicted_labels"]
+    try:
+        return run.relative_to(state.config.out).as_posix()
+    except ValueError:  # label maps from elsewhere
+        return run.name
 
 
 def step_biomarkers(state: DemoState) -> None:
