@@ -26,7 +26,7 @@ def test_segmentation_models_keep_the_spatial_shape(name: str, dims: int) -> Non
         assert model(torch.zeros(1, 1, *shape)).shape == (1, 3, *shape)
 
 
-@pytest.mark.parametrize("name", ["densenet121", "resnet18"])
+@pytest.mark.parametrize("name", ["densenet121", "resnet18", "vgg"])
 @pytest.mark.parametrize("dims", [2, 3])
 def test_classification_models_return_logits(name: str, dims: int) -> None:
     model = build_model(name, spatial_dims=dims, in_channels=2, out_channels=6)
@@ -55,6 +55,27 @@ def test_global_max_pooling_replaces_the_average(name: str, dims: int) -> None:
     assert model_spec(model)["kwargs"]["pooling"] == "max"
     with pytest.raises(ValueError, match="pooling must be one of avg, max"):
         build_model(name, spatial_dims=dims, in_channels=1, out_channels=1, pooling="sum")
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_vgg_keeps_full_resolution_in_its_first_stage_and_pools_the_maximum(dims: int) -> None:
+    """The first stage sees every input pixel at full resolution (no strided stem); the logits
+    are the linear layer on the last stage's maximum (``pooling="max"``, the default)."""
+    model = build_model("vgg", spatial_dims=dims, in_channels=1, out_channels=2,
+                        widths=(4, 8, 8)).eval()
+    seen: dict[str, torch.Tensor] = {}
+    model.stages[0].register_forward_hook(lambda m, a, out: seen.update(first=out))
+    model.stages[-1].register_forward_hook(lambda m, a, out: seen.update(last=out))
+    with torch.no_grad():
+        logits = model(torch.randn(1, 1, *(16,) * dims))
+    assert seen["first"].shape[2:] == (16,) * dims
+    assert seen["last"].shape[2:] == (4,) * dims
+    assert torch.allclose(logits, model.fc(seen["last"].flatten(2).amax(-1)), atol=1e-5)
+    assert model.last_stage == "stages.2"
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        build_model("vgg", spatial_dims=dims, in_channels=1, out_channels=1, pooling="sum")
+    with pytest.raises(ValueError, match="at least one stage"):
+        build_model("vgg", spatial_dims=dims, in_channels=1, out_channels=1, widths=())
 
 
 def test_anisotropic_unet_and_deepmedic() -> None:

@@ -1,4 +1,4 @@
-"""Networks by name: MONAI's U-Net, V-Net, DenseNet and ResNet, and our DeepMedic.
+"""Networks by name: MONAI's U-Net, V-Net, DenseNet and ResNet, and our DeepMedic and VGG.
 
 ``build_model`` is the one place a network is made from a name, so a checkpoint can record the
 name and arguments (``model_spec``) and ``load_checkpoint_model`` can make the same network again.
@@ -14,7 +14,7 @@ from typing import Any
 from torch import nn
 
 MODEL_NAMES: tuple[str, ...] = (
-    "unet", "vnet", "deepmedic", "densenet121", "resnet18", "resnet34", "resnet50",
+    "unet", "vnet", "deepmedic", "densenet121", "resnet18", "resnet34", "resnet50", "vgg",
 )
 SEGMENTATION_MODELS: tuple[str, ...] = ("unet", "vnet", "deepmedic")
 SPEC_ATTRIBUTE = "voxelwise_spec"
@@ -51,7 +51,7 @@ def _deepmedic(spatial_dims: int, in_channels: int, out_channels: int,
 POOLINGS = ("avg", "max")
 
 
-def _global_pool(spatial_dims: int, pooling: str) -> nn.Module:
+def global_pool(spatial_dims: int, pooling: str) -> nn.Module:
     """The classifier's global pooling: ``"avg"`` (MONAI's) or ``"max"``.
 
     Max pooling lets a small bright finding in one corner of the image decide the logit, which
@@ -70,7 +70,7 @@ def _densenet121(spatial_dims: int, in_channels: int, out_channels: int,
 
     model = DenseNet121(spatial_dims=spatial_dims, in_channels=in_channels,
                         out_channels=out_channels, **({"pretrained": False} | kwargs))
-    model.class_layers.pool = _global_pool(spatial_dims, pooling)
+    model.class_layers.pool = global_pool(spatial_dims, pooling)
     return model
 
 
@@ -82,14 +82,20 @@ def _resnet(depth: int) -> Callable[..., nn.Module]:
         factory = getattr(resnet, f"resnet{depth}")
         model = factory(spatial_dims=spatial_dims, n_input_channels=in_channels,
                         num_classes=out_channels, **({"pretrained": False} | kwargs))
-        model.avgpool = _global_pool(spatial_dims, pooling)
+        model.avgpool = global_pool(spatial_dims, pooling)
         return model
     return build
 
 
+def _vgg(spatial_dims: int, in_channels: int, out_channels: int, **kwargs: Any) -> nn.Module:
+    from voxelwise.models.vgg import VGGClassifier
+
+    return VGGClassifier(spatial_dims, in_channels, out_channels, **kwargs)
+
+
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "unet": _unet, "vnet": _vnet, "deepmedic": _deepmedic, "densenet121": _densenet121,
-    "resnet18": _resnet(18), "resnet34": _resnet(34), "resnet50": _resnet(50),
+    "resnet18": _resnet(18), "resnet34": _resnet(34), "resnet50": _resnet(50), "vgg": _vgg,
 }
 
 

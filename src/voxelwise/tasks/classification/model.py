@@ -84,6 +84,8 @@ def gradcam_layer(model: nn.Module) -> tuple[nn.Module, str]:
     """(2-D or 3-D network, name of its last convolutional stage) for Grad-CAM."""
     network = model.backbone if isinstance(model, SliceAggregation) else model
     names = dict(network.named_modules())
+    if getattr(network, "last_stage", None) in names:
+        return network, network.last_stage
     for candidate in ("class_layers.relu", "layer4"):
         if candidate in names:
             return network, candidate
