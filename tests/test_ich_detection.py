@@ -197,3 +197,40 @@ def test_cli_switches_slice_labels_off() -> None:
     base = ["train", "phantom", "--out", "run", "--task", "ich-detection"]
     assert _config(parser.parse_args(base)).slice_labels is True
     assert _config(parser.parse_args([*base, "--no-slice-labels"])).slice_labels is False
+
+
+def test_slice_targets_say_only_what_the_study_implies() -> None:
+    from voxelwise.tasks.classification.train import slice_targets
+
+    findings = ["any_ich", "subdural", "subarachnoid", "midline_shift"]
+    y = np.array([[1, 1, 0, 1], [1, 1, 1, 0], [0, 0, 0, 0]], np.float32)
+    labels = np.array([[1, 0], [1, 0], [0, np.nan]], np.float32)
+    t = slice_targets(y, labels, findings)
+    nan = np.nan
+    np.testing.assert_array_equal(t[0], [[1, 1, 0, nan], [0, 0, 0, nan]])  # one subtype
+    np.testing.assert_array_equal(t[1], [[1, nan, nan, nan], [0, 0, 0, nan]])  # two: unknown
+    np.testing.assert_array_equal(t[2], [[0, 0, 0, nan], [nan, nan, nan, nan]])
+
+
+def test_balanced_slice_batches_train_through_the_masked_loss() -> None:
+    import torch
+
+    from voxelwise.tasks.classification.train import DetectionLoss, _SliceBatches, slice_targets
+
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 2, 4, 8, 8)).astype(np.float32)
+    y = np.array([[1, 1], [0, 0], [1, 1]], np.float32)
+    labels = np.array([[1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0]], np.float32)
+    batches = _SliceBatches(x, slice_targets(y, labels, ["any_ich", "subdural"]), 8, 3, True)
+    seen = list(batches)
+    assert len(seen) == 3
+    for inputs, targets in seen:
+        assert inputs.shape == (8, 2, 1, 8, 8) and targets.shape == (8, 3)
+        assert targets[:, 0].sum() == 4  # half the slices bleed
+        assert torch.isnan(targets[:, 2]).all()  # no slice-output target: it is the study's
+    loss = DetectionLoss(torch.ones(2))
+    outputs = torch.zeros(8, 3, requires_grad=True)
+    value = loss(outputs, seen[0][1])
+    assert torch.isfinite(value) and abs(float(value) - float(np.log(2))) < 1e-6
+    value.backward()
+    assert torch.isfinite(outputs.grad).all()

@@ -61,6 +61,7 @@ class DetectionConfig:
     auc_method: str = "delong"    # or "bootstrap"
     augment: bool = True          # random left-right flips
     slice_labels: bool = True     # 2-D on volumes: learn from slice labels where there are any
+    slice_batches: bool = False   # ... and alternate study batches with balanced slice batches
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # to the MONAI backbone
     training: TrainingConfig = field(default_factory=_default_training)
 
@@ -93,6 +94,72 @@ class _Batches:
             yield inputs, self.y[rows]
 
 
+def slice_targets(y: np.ndarray, labels: np.ndarray, findings: list[str]) -> np.ndarray:
+    """(cases, slices, findings) what each slice shows, ``nan`` where the study does not say.
+
+    The first finding is the slice's own label. A slice without haemorrhage has no ICH
+    subtype; a bleeding slice has the subtype of a study that has only one, and none of the
+    subtypes its study lacks. Other findings (midline shift, mass effect, ...) are unknown.
+    """
+    from voxelwise.tasks.classification.data import ICH_SUBTYPES
+
+    out = np.full((*labels.shape, len(findings)), np.nan, np.float32)
+    out[..., 0] = labels
+    subtypes = [j for j, name in enumerate(findings) if name in ICH_SUBTYPES and j > 0]
+    for j in subtypes:
+        present = y[:, j][:, None] > 0
+        only = present & (y[:, subtypes].sum(axis=1) == 1)[:, None]
+        column = np.where(labels == 0, 0.0, np.where(~present, 0.0, np.nan))
+        out[..., j] = np.where((labels == 1) & only, 1.0, column)
+    out[np.isnan(labels)] = np.nan
+    return out
+
+
+class _SliceBatches:
+    """Batches of single slices, half of them with haemorrhage, each as a one-slice study
+    (N, C, 1, H, W) with `slice_targets` (and an unknown slice-output column).
+
+    Whole studies hold about one bleeding slice in five, and the class-weighted study loss of
+    every finding outweighs the slices' own; shuffled, balanced slices taught a per-slice
+    network the blood within a few hundred steps where study batches had not
+    (benchmarks/README.md)."""
+
+    def __init__(self, x: np.ndarray, targets: np.ndarray, batch_size: int, count: int,
+                 augment: bool) -> None:
+        self.x, self.targets = x, targets
+        known = ~np.isnan(targets[..., 0])
+        self.positive = np.argwhere(known & (targets[..., 0] == 1))
+        self.negative = np.argwhere(known & (targets[..., 0] == 0))
+        self.batch_size, self.count, self.augment = batch_size, count, augment
+
+    def __iter__(self):
+        half = self.batch_size // 2
+        for _ in range(self.count):
+            pick = [part[torch.randint(len(part), (n,)).numpy()] for part, n in
+                    ((self.positive, half), (self.negative, self.batch_size - half))
+                    if len(part)]
+            rows = np.concatenate(pick)
+            inputs = torch.from_numpy(self.x[rows[:, 0], :, rows[:, 1]][:, :, None].copy())
+            if self.augment:
+                flip = torch.rand(len(rows)) < 0.5
+                inputs[flip] = inputs[flip].flip(-1)
+            targets = self.targets[rows[:, 0], rows[:, 1]]
+            extra = np.full((len(rows), 1), np.nan, np.float32)
+            yield inputs, torch.from_numpy(np.concatenate([targets, extra], axis=1))
+
+
+class _Alternating:
+    """One study batch, then one slice batch, and so on."""
+
+    def __init__(self, studies: _Batches, slices: _SliceBatches) -> None:
+        self.studies, self.slices = studies, slices
+
+    def __iter__(self):
+        for study, single in zip(self.studies, self.slices, strict=False):
+            yield study
+            yield single
+
+
 def class_weights(y: np.ndarray) -> torch.Tensor:
     """Per finding negatives / positives on the training cases, within [1/20, 20] (1 if none)."""
     positives = y.sum(axis=0)
@@ -118,7 +185,14 @@ class DetectionLoss(nn.Module):
 
     def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         f = self.findings
-        loss = self.study(outputs[:, :f], targets[:, :f])
+        study, known = targets[:, :f], ~torch.isnan(targets[:, :f])
+        if known.all():
+            loss = self.study(outputs[:, :f], study)
+        else:  # slice batches: some findings unknown for a slice
+            each = nn.functional.binary_cross_entropy_with_logits(
+                outputs[:, :f], torch.nan_to_num(study), pos_weight=self.study.pos_weight,
+                reduction="none")
+            loss = (each * known).sum() / known.sum().clamp(min=1)
         if outputs.shape[1] > f and targets.shape[1] > f:
             slices, labels = outputs[:, f:], targets[:, f:]
             known = ~torch.isnan(labels)
@@ -278,10 +352,19 @@ def train_fold(data: DetectionData, splits: Splits, fold: int, run_dir: Path,
     seed_everything(config.training.seed + fold)
     model = build_detector(identity)
     per_slice = data.subset_slice_labels(part["train"])
+    batches: Any = None
     if isinstance(model, SliceAggregation) and per_slice is not None and config.slice_labels:
         model.slice_outputs = True
-        y_train = np.concatenate([y_train, per_slice], axis=1)
-    batches = _Batches(x_train, y_train, config.training.batch_size, config.augment)
+        studies = _Batches(x_train, np.concatenate([y_train, per_slice], axis=1),
+                           config.training.batch_size, config.augment)
+        if config.slice_batches:
+            count = -(-len(x_train) // config.training.batch_size)
+            batches = _Alternating(studies, _SliceBatches(
+                x_train, slice_targets(y_train, per_slice, data.findings),
+                config.training.batch_size * x_train.shape[2], count, config.augment))
+        else:
+            batches = studies
+    batches = batches or _Batches(x_train, y_train, config.training.batch_size, config.augment)
     monitor, mode = monitored_metric(y_val)
     result = fit(model, batches, loss_fn, run_dir / f"fold_{fold}", config.training,
                  validate=_validator(x_val, y_val, loss_fn, device, x_train,
