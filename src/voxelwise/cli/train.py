@@ -28,7 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument("--epochs", type=int, help="epochs")
     group.add_argument("--batch-size", type=int, help="batch size (segmentation: from the plan)")
     group.add_argument("--learning-rate", type=float, help="initial learning rate")
-    group.add_argument("--model", help="network (segmentation: unet, vnet, deepmedic)")
+    group.add_argument("--model", help="network (segmentation: unet, vnet, deepmedic; "
+                       "ich-detection: vgg (default), resnet18, resnet34, resnet50, "
+                       "densenet121)")
     group.add_argument("--fold", help="fold to train: a number (default 0) or 'all'")
     group.add_argument("--folds", type=int, help="number of cross-validation folds (default 5)")
     group.add_argument("--seed", type=int, help="random seed (default 0)")

@@ -100,7 +100,7 @@ def step_detection(state: DemoState) -> None:
     cohort = detection_cohort(state)
     data = load_detection_data(cohort.root, spec=InputSpec(size=64, slices=16))
     config = DetectionConfig(
-        model="resnet18", dims=2, test_fraction=0.25, model_kwargs={"conv1_t_stride": 2},
+        model="vgg", dims=2, test_fraction=0.25, slice_batches=True,
         training=TrainingConfig(epochs=4 if small else 10, batch_size=4, learning_rate=1e-3,
                                 optimizer="adamw", schedule="cosine", weight_decay=1e-4,
                                 seed=state.config.seed, threads=2))
@@ -114,9 +114,10 @@ def step_detection(state: DemoState) -> None:
     print(result.evaluation.table(), end="")
     evaluation = result.evaluation
     section.paragraphs.append(
-        f"A per-slice ResNet-18 (MONAI) on brain, subdural and bone windows (16 slices of "
+        f"A per-slice VGG-style network on brain, subdural and bone windows (16 slices of "
         f"64 x 64 px), slice logits pooled per study, class-weighted binary cross-entropy on "
-        f"the study findings plus the slices' haemorrhage labels (from the label maps), "
+        f"the study findings plus the slices' haemorrhage labels (from the label maps), study "
+        f"batches alternating with balanced batches of single slices, "
         f"{config.training.epochs} epochs, on a phantom cohort of its own "
         f"({COHORT_CENTERS} centres, {COHORT_ICH_FREE:.0%} of patients ICH-free, "
         f"{cohort.root}); {len(data.case_ids)} studies split by patient: "

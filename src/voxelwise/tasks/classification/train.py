@@ -5,6 +5,12 @@ cross-entropy (each finding's positives weighted by negatives / positives on the
 `voxelwise.training.fit` for checkpoints, resume, progress and seeds. Operating points are chosen
 on the validation cases (out-of-fold when several folds are trained) and applied unchanged to
 the test cases, scored by the mean of the trained folds.
+
+The default network for volumes is `voxelwise.models.vgg` on every slice, and where label maps
+give slice labels, study batches alternate with batches of single slices, half of them bleeding
+(`DetectionConfig.slice_batches`): on the 360-study benchmark phantom that pair learned the
+blood, where study batches alone, or MONAI's ResNet-18 with a strided stem, learned only where
+in the head bleeding slices lie (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ def _default_training() -> TrainingConfig:
 class DetectionConfig:
     """Settings of one detector run (TOML/JSON sections: top level and ``training``)."""
 
-    model: str = "resnet18"       # densenet121, resnet18, resnet34, resnet50
+    model: str = "vgg"            # vgg, densenet121, resnet18, resnet34, resnet50
     dims: int = 2                 # volumes: 2 = per-slice network pooled per study; 3 = 3-D
     folds: int = 1
     fold: int | str = 0           # a fold number or "all"
@@ -61,7 +67,7 @@ class DetectionConfig:
     auc_method: str = "delong"    # or "bootstrap"
     augment: bool = True          # random left-right flips
     slice_labels: bool = True     # 2-D on volumes: learn from slice labels where there are any
-    slice_batches: bool = False   # ... and alternate study batches with balanced slice batches
+    slice_batches: bool = True    # ... alternating study batches with balanced slice batches
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # to the MONAI backbone
     training: TrainingConfig = field(default_factory=_default_training)
 
