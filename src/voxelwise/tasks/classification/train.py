@@ -346,6 +346,25 @@ def _fold_numbers(config: DetectionConfig) -> list[int]:
     return [fold]
 
 
+def _training_batches(model: nn.Module, x: np.ndarray, y: np.ndarray,
+                      per_slice: np.ndarray | None, findings: list[str],
+                      config: DetectionConfig) -> Any:
+    """Study batches; for a per-slice network with slice labels, their slice labels appended
+    (and ``model.slice_outputs`` set), alternating with balanced single-slice batches when
+    ``config.slice_batches``."""
+    size, augment = config.training.batch_size, config.augment
+    if not (isinstance(model, SliceAggregation) and per_slice is not None
+            and config.slice_labels):
+        return _Batches(x, y, size, augment)
+    model.slice_outputs = True
+    studies = _Batches(x, np.concatenate([y, per_slice], axis=1), size, augment)
+    if not config.slice_batches:
+        return studies
+    slices = _SliceBatches(x, slice_targets(y, per_slice, findings), size * x.shape[2],
+                           count=-(-len(x) // size), augment=augment)
+    return _Alternating(studies, slices)
+
+
 def train_fold(data: DetectionData, splits: Splits, fold: int, run_dir: Path,
                config: DetectionConfig, resume: bool = False) -> Path:
     """Train one fold into ``run_dir/fold_K``; returns its best checkpoint."""
@@ -357,20 +376,8 @@ def train_fold(data: DetectionData, splits: Splits, fold: int, run_dir: Path,
     loss_fn = DetectionLoss(class_weights(y_train).to(device))
     seed_everything(config.training.seed + fold)
     model = build_detector(identity)
-    per_slice = data.subset_slice_labels(part["train"])
-    batches: Any = None
-    if isinstance(model, SliceAggregation) and per_slice is not None and config.slice_labels:
-        model.slice_outputs = True
-        studies = _Batches(x_train, np.concatenate([y_train, per_slice], axis=1),
-                           config.training.batch_size, config.augment)
-        if config.slice_batches:
-            count = -(-len(x_train) // config.training.batch_size)
-            batches = _Alternating(studies, _SliceBatches(
-                x_train, slice_targets(y_train, per_slice, data.findings),
-                config.training.batch_size * x_train.shape[2], count, config.augment))
-        else:
-            batches = studies
-    batches = batches or _Batches(x_train, y_train, config.training.batch_size, config.augment)
+    batches = _training_batches(model, x_train, y_train,
+                                data.subset_slice_labels(part["train"]), data.findings, config)
     monitor, mode = monitored_metric(y_val)
     result = fit(model, batches, loss_fn, run_dir / f"fold_{fold}", config.training,
                  validate=_validator(x_val, y_val, loss_fn, device, x_train,
