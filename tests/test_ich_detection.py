@@ -234,3 +234,12 @@ def test_balanced_slice_batches_train_through_the_masked_loss() -> None:
     assert torch.isfinite(value) and abs(float(value) - float(np.log(2))) < 1e-6
     value.backward()
     assert torch.isfinite(outputs.grad).all()
+
+
+def test_the_phantom_command_offers_the_generators_default_ich_free_fraction() -> None:
+    """The CLI keeps its own copy of the default (importing the generator would load pydicom
+    for `voxelwise --help`); this pins the copy to the generator's value."""
+    from voxelwise.cli.phantom import ICH_FREE_DEFAULT
+    from voxelwise.data.phantoms.lesions import DEFAULT_ICH_FREE_FRACTION
+
+    assert ICH_FREE_DEFAULT == DEFAULT_ICH_FREE_FRACTION
