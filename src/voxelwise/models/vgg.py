@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from voxelwise.models.registry import global_pool
+
 
 def _block(spatial_dims: int, in_channels: int, out_channels: int, stride: int) -> nn.Module:
     conv = nn.Conv3d if spatial_dims == 3 else nn.Conv2d
@@ -34,8 +36,6 @@ class VGGClassifier(nn.Module):
                  widths: Sequence[int] = (16, 32, 64, 128), pooling: str = "max",
                  dropout: float = 0.0) -> None:
         super().__init__()
-        from voxelwise.models.registry import global_pool
-
         if not widths:
             raise ValueError("widths must name at least one stage")
         channels = [in_channels, *widths]

@@ -68,7 +68,7 @@ class DetectionConfig:
     augment: bool = True          # random left-right flips
     slice_labels: bool = True     # 2-D on volumes: learn from slice labels where there are any
     slice_batches: bool = True    # ... alternating study batches with balanced slice batches
-    model_kwargs: dict[str, Any] = field(default_factory=dict)  # to the MONAI backbone
+    model_kwargs: dict[str, Any] = field(default_factory=dict)  # to the backbone
     training: TrainingConfig = field(default_factory=_default_training)
 
 
@@ -186,19 +186,17 @@ class DetectionLoss(nn.Module):
     def __init__(self, pos_weight: torch.Tensor, slice_weight: float = 1.0) -> None:
         super().__init__()
         self.findings = len(pos_weight)
-        self.study = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+        self.register_buffer("pos_weight", pos_weight)
         self.slice_weight = slice_weight
 
     def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         f = self.findings
-        study, known = targets[:, :f], ~torch.isnan(targets[:, :f])
-        if known.all():
-            loss = self.study(outputs[:, :f], study)
-        else:  # slice batches: some findings unknown for a slice
-            each = nn.functional.binary_cross_entropy_with_logits(
-                outputs[:, :f], torch.nan_to_num(study), pos_weight=self.study.pos_weight,
-                reduction="none")
-            loss = (each * known).sum() / known.sum().clamp(min=1)
+        study = targets[:, :f]
+        known = ~torch.isnan(study)  # slice batches leave some findings unknown for a slice
+        each = nn.functional.binary_cross_entropy_with_logits(
+            outputs[:, :f], torch.nan_to_num(study), pos_weight=self.pos_weight,
+            reduction="none")
+        loss = (each * known).sum() / known.sum().clamp(min=1)
         if outputs.shape[1] > f and targets.shape[1] > f:
             slices, labels = outputs[:, f:], targets[:, f:]
             known = ~torch.isnan(labels)
