@@ -95,7 +95,7 @@ def _monai_alone(run: Path, series: Path, threads: int) -> float:
     plan = Plan.load(run / "plan.json")
     model, _ = load_checkpoint_model(run / "fold_0" / "checkpoint_best.pt")
     image = read_dicom_series(series)
-    array = normalise(image.array, plan.normalization[0])[None]
+    array = normalise(image.array, plan.normalization[0])
     tensor = torch.from_numpy(np.ascontiguousarray(array))
     tensor = tensor.permute(1, 0, 2, 3) if plan.dims == 2 else tensor[None]
     started = time.perf_counter()

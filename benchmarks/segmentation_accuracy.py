@@ -3,8 +3,9 @@
 24 patients x 3 time points (3 centers x 8 patients, 2 follow-ups, full size: 512 x 512 x 32 at
 0.41-0.49 mm x 5 mm), exported as an nnU-Net folder, planned with the CPU budget, split by
 patient (20% test, one validation fold), trained for as many epochs as fit ``--minutes`` (the
-pace is measured on a first short epoch), then every case is predicted on the plan's grid,
-resampled back to its native grid (nearest neighbour) and scored there against the truth.
+pace is measured on a first short epoch), then every case is predicted on the plan's grid, its
+class probabilities resampled back to its native grid as `voxelwise infer` does
+(`labels_on_grid`: linear, then argmax) and scored there against the truth.
 Targets: mean test Dice >= 0.85 haematoma, >= 0.70 oedema.
 
     python benchmarks/segmentation_accuracy.py          # --minutes 20 --out seg-accuracy
@@ -64,8 +65,7 @@ def score(dataset, result, min_volume_ml: float) -> tuple[list[dict], list[dict]
     below ``min_volume_ml`` (the post-processing of `voxelwise infer --min-volume-ml`)."""
     from voxelwise.data.datasets import load_case
     from voxelwise.data.preprocess import preprocess_image
-    from voxelwise.imaging import resample_to
-    from voxelwise.inference.postprocess import remove_small_components
+    from voxelwise.inference.postprocess import labels_on_grid, remove_small_components
     from voxelwise.metrics.segmentation import case_metrics
     from voxelwise.models import load_checkpoint_model
     from voxelwise.tasks.segmentation.train import predict_case
@@ -81,10 +81,10 @@ def score(dataset, result, min_volume_ml: float) -> tuple[list[dict], list[dict]
         loaded = load_case(dataset, case)
         array, grid = preprocess_image(loaded.images, plan)
         with torch.no_grad():
-            labels = predict_case(model, array, plan, torch.device("cpu")).argmax(0)
-        native = resample_to(grid.with_array(labels.astype(np.uint8)), loaded.label, "nearest")
-        predicted, _ = remove_small_components(native.array, loaded.label.spacing, min_volume_ml)
-        for labels, out in ((native.array, raw), (predicted, rows)):
+            probabilities = predict_case(model, array, plan, torch.device("cpu"))
+        native = labels_on_grid(probabilities, grid, loaded.label)
+        predicted, _ = remove_small_components(native, loaded.label.spacing, min_volume_ml)
+        for labels, out in ((native, raw), (predicted, rows)):
             for row in case_metrics(labels, loaded.label.array, loaded.label.spacing, classes):
                 out.append({"case": case.case_id, "split": split_of.get(case.case_id), **row})
     return raw, rows

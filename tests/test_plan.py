@@ -31,7 +31,8 @@ def test_thick_slices_give_a_2d_plan() -> None:
     assert plan.dims == 2 and len(plan.patch_size) == 2
     assert plan.spacing_mm == pytest.approx([5.0, 0.45, 0.45])
     assert plan.normalization[0] == {"scheme": "ct", "clip": [5.0, 90.0], "mean": 50.0,
-                                     "std": 20.0}
+                                     "std": 20.0, "windows": [[80.0, 200.0], [600.0, 2800.0]]}
+    assert plan.model_spec()["in_channels"] == 3  # the clipped CT and its two windows
 
 
 def test_small_budget_coarsens_in_plane_spacing_only() -> None:
@@ -107,3 +108,22 @@ def test_splits_without_enough_positive_patients_are_refused() -> None:
         make_splits(cases, ["p00_t0", "p01_t0"], folds=3, test_fraction=0.2, source="data")
     with pytest.raises(InputError, match="empty dataset"):
         make_splits({}, [], source="data")
+
+
+def test_ct_windows_keep_bone_apart_from_blood() -> None:
+    from voxelwise.data.preprocess import normalise
+
+    scheme = {"scheme": "ct", "clip": [5.0, 90.0], "mean": 50.0, "std": 20.0,
+              "windows": [[80.0, 200.0], [600.0, 2800.0]]}
+    hu = np.array([[-1000.0, 0.0, 70.0, 1500.0]], dtype=np.float32)
+    channels = normalise(hu, scheme)
+    assert channels.shape == (3, 1, 4)
+    # the clipped channel cannot tell blood (70 HU) from bone (1500 HU) ...
+    assert channels[0, 0, 3] == pytest.approx((90.0 - 50.0) / 20.0)
+    assert channels[0, 0, 2] == pytest.approx((70.0 - 50.0) / 20.0)
+    # ... the windows can: each maps level - width / 2 .. level + width / 2 to 0..1
+    assert channels[1, 0].tolist() == pytest.approx([0.0, 0.1, 0.45, 1.0])
+    assert channels[2, 0, 3] == pytest.approx(2300 / 2800)
+    assert channels[2, 0, 2] < channels[2, 0, 3] - 0.5
+    # a plan without windows (made before them) still gives one channel
+    assert normalise(hu, {k: v for k, v in scheme.items() if k != "windows"}).shape == (1, 1, 4)

@@ -16,6 +16,11 @@ The rules follow nnU-Net's, simplified and written out so a reader can check the
 - **Normalisation**: CT is clipped to the foreground's 0.5-99.5th percentiles and z-scored with
   the foreground's mean and standard deviation; other modalities (MRI) are z-scored per image
   and channel (inside the non-zero region when the background is zero, as brain-extracted MRI).
+  Clipping to the lesions' own range makes bone and blood the same value, so a CT channel also
+  gives the network the radiologists' subdural and bone windows (`CT_WINDOWS`, stored in the
+  plan as level and width; 0..1 as `voxelwise.imaging.apply_window` maps them) as extra input
+  channels (the multi-window input of the RSNA haemorrhage work): a
+  haematoma against the inner table stays apart from the skull.
 
 Every decision can be overridden (`PlanConfig`); the plan is `plan.json` in the run folder.
 """
@@ -33,6 +38,7 @@ import numpy as np
 
 from voxelwise.errors import InputError
 from voxelwise.fileio import write_text_atomic
+from voxelwise.imaging.windows import WINDOWS
 
 PLAN_VERSION = 1
 MIN_BATCH_2D = 12  # 2D networks want many slices a batch (nnU-Net's 2D batches are 12 or more)
@@ -55,6 +61,15 @@ BUDGETS = {
     # one GPU: native resolution, nnU-Net's 3D full-resolution batch (2 x 128^3), 32-320 wide
     "gpu": PlanBudget("gpu", None, 2 * 128**3, 32, 320),
 }
+
+
+CT_WINDOWS = ("subdural", "bone")
+"""Extra input channels of a CT image: these `voxelwise.imaging.WINDOWS` (level, width in HU)."""
+
+
+def network_channels(normalization: list[dict[str, Any]]) -> int:
+    """How many network input channels the image channels give under ``normalization``."""
+    return sum(1 + len(scheme.get("windows") or ()) for scheme in normalization)
 
 
 @dataclass
@@ -99,7 +114,8 @@ class Plan:
     def model_spec(self) -> dict[str, Any]:
         """The `build_model` recipe (name, spatial_dims, channels in and out, kwargs)."""
         return {"name": self.model["name"], "spatial_dims": self.dims,
-                "in_channels": len(self.channels), "out_channels": self.num_classes,
+                "in_channels": network_channels(self.normalization),
+                "out_channels": self.num_classes,
                 "kwargs": dict(self.model.get("kwargs") or {})}
 
     def preprocessing_key(self) -> str:
@@ -246,12 +262,14 @@ def model_kwargs(name: str, dims: int, stages: list[list[int]], budget: PlanBudg
 
 
 def normalization_for(fingerprint: dict[str, Any], channels: list[str]) -> list[dict[str, Any]]:
-    """CT: clip to the foreground's 0.5-99.5th percentiles, z-score; others: z-score per image."""
+    """CT: clip to the foreground's 0.5-99.5th percentiles, z-score, plus the `CT_WINDOWS`;
+    others: z-score per image."""
     schemes = []
     for channel, stats in zip(channels, fingerprint["foreground_intensity"], strict=True):
         if channel.upper() == "CT" and stats.get("n"):
             schemes.append({"scheme": "ct", "clip": [stats["p00_5"], stats["p99_5"]],
-                            "mean": stats["mean"], "std": max(stats["std"], 1e-6)})
+                            "mean": stats["mean"], "std": max(stats["std"], 1e-6),
+                            "windows": [list(WINDOWS[name]) for name in CT_WINDOWS]})
         else:
             schemes.append({"scheme": "zscore",
                             "nonzero": bool(stats.get("zero_fraction", 0.0) > 0.2)})

@@ -25,6 +25,7 @@ from voxelwise.data.plan import Plan
 from voxelwise.errors import InputError
 from voxelwise.fileio import atomic_path, replace_directory, write_text_atomic
 from voxelwise.imaging.volume import Volume
+from voxelwise.imaging.windows import apply_window
 
 MANIFEST = "preprocessed.json"
 FOREGROUND_SAMPLES = 10_000
@@ -40,19 +41,27 @@ def _on_plan_grid(image: Volume, plan: Plan) -> Volume:
 
 
 def normalise(array: np.ndarray, scheme: dict[str, Any]) -> np.ndarray:
-    """One channel normalised as the plan says (``ct`` or ``zscore``), float32."""
+    """The network input channels of one image channel, as the plan says, float32 (n, *shape).
+
+    ``ct``: clipped and z-scored, then one channel per ``windows`` entry ((level, width) in HU,
+    mapped to 0..1 by `apply_window`); ``zscore``: z-scored (inside the non-zero region with
+    ``nonzero``).
+    """
     array = array.astype(np.float32, copy=False)
     if scheme["scheme"] == "ct":
         low, high = scheme["clip"]
-        return ((np.clip(array, low, high) - scheme["mean"]) / scheme["std"]).astype(np.float32)
+        channels = [(np.clip(array, low, high) - scheme["mean"]) / scheme["std"]]
+        channels += [apply_window(array, level, width)
+                     for level, width in scheme.get("windows") or ()]
+        return np.stack(channels).astype(np.float32, copy=False)
     if scheme["scheme"] == "zscore":
         region = array[array != 0] if scheme.get("nonzero") else array
         if region.size == 0:
-            return np.zeros_like(array)
+            return np.zeros_like(array)[None]
         result = (array - region.mean()) / max(float(region.std()), 1e-6)
         if scheme.get("nonzero"):
             result[array == 0] = 0.0
-        return result.astype(np.float32)
+        return result.astype(np.float32)[None]
     raise InputError(None, f"unknown normalisation scheme {scheme['scheme']!r} (ct, zscore)")
 
 
@@ -72,7 +81,8 @@ def preprocess_image(image: Volume | Sequence[Volume], plan: Plan) -> tuple[np.n
         from voxelwise.imaging.resample import resample_to
 
         channels.append(resample_to(other, grid, "linear").array)
-    array = np.stack([normalise(a, s) for a, s in zip(channels, plan.normalization, strict=True)])
+    array = np.concatenate([normalise(a, s)
+                            for a, s in zip(channels, plan.normalization, strict=True)])
     return array, grid.with_array(array[0])
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from voxelwise.data.plan import network_channels
 from voxelwise.errors import InputError
 from voxelwise.inference.sliding import WindowSettings, sliding_window_probabilities
 
@@ -108,9 +109,9 @@ def check_against_plan(checkpoint: Path, identity: dict[str, Any], plan: Any) ->
     for key in ("name", "kwargs"):
         if key in expected_model and _normal(model.get(key)) != expected_model[key]:
             problems.append(f"model {key} {model.get(key)!r} vs the plan's {expected_model[key]!r}")
-    if model.get("in_channels") not in (None, len(plan_values.get("channels", []) or [1])):
-        problems.append(f"{model.get('in_channels')} input channels vs the plan's "
-                        f"{len(plan_values['channels'])}")
+    inputs = network_channels(plan_values.get("normalization") or [{}])
+    if model.get("in_channels") not in (None, inputs):
+        problems.append(f"{model.get('in_channels')} input channels vs the plan's {inputs}")
     classes = max((int(k) for k in plan_values.get("classes", {})), default=0) + 1
     if model.get("out_channels") not in (None, classes):
         problems.append(f"{model.get('out_channels')} output classes vs the plan's {classes}")
