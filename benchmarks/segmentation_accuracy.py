@@ -60,18 +60,18 @@ def train_within(args: argparse.Namespace, dataset, run: Path):
     return result, time.perf_counter() - started
 
 
-def score(dataset, result, min_volume_ml: float) -> tuple[list[dict], list[dict]]:
-    """Per case and class metrics of the raw network output and after removing components
-    below ``min_volume_ml`` (the post-processing of `voxelwise infer --min-volume-ml`)."""
+def score(dataset, result, min_volume_ml: float | None) -> tuple[list[dict], list[dict]]:
+    """Per case and class metrics of the raw network output and after removing components below
+    ``min_volume_ml`` (None: the per-class volumes the run chose on its validation cases), both
+    by the path of `voxelwise infer` (`predict_probabilities`, `labels_on_grid`)."""
     from voxelwise.data.datasets import load_case
-    from voxelwise.data.preprocess import preprocess_image
+    from voxelwise.inference import InferenceConfig, load_ensemble, predict_probabilities
     from voxelwise.inference.postprocess import labels_on_grid, remove_small_components
     from voxelwise.metrics.segmentation import case_metrics
-    from voxelwise.models import load_checkpoint_model
-    from voxelwise.tasks.segmentation.train import predict_case
 
     plan, splits = result.plan, result.splits
-    model, _ = load_checkpoint_model(result.folds[0].best_checkpoint)
+    ensemble = load_ensemble(result.run_dir, [0])
+    minimum = ensemble.min_volumes_ml if min_volume_ml is None else min_volume_ml
     split_of = {c: "test" for c in splits.test}
     split_of |= {c: "train" for c in splits.folds[0]["train"]}
     split_of |= {c: "validation" for c in splits.folds[0]["validation"]}
@@ -79,11 +79,9 @@ def score(dataset, result, min_volume_ml: float) -> tuple[list[dict], list[dict]
     raw, rows = [], []
     for case in dataset.cases:
         loaded = load_case(dataset, case)
-        array, grid = preprocess_image(loaded.images, plan)
-        with torch.no_grad():
-            probabilities = predict_case(model, array, plan, torch.device("cpu"))
+        probabilities, grid = predict_probabilities(ensemble, loaded.images, InferenceConfig())
         native = labels_on_grid(probabilities, grid, loaded.label)
-        predicted, _ = remove_small_components(native, loaded.label.spacing, min_volume_ml)
+        predicted, _ = remove_small_components(native, loaded.label.spacing, minimum)
         for labels, out in ((native, raw), (predicted, rows)):
             for row in case_metrics(labels, loaded.label.array, loaded.label.spacing, classes):
                 out.append({"case": case.case_id, "split": split_of.get(case.case_id), **row})
@@ -117,9 +115,10 @@ def main() -> None:
     # 150 batches an epoch: validation (sliding windows over every validation case) costs about
     # as much as 40 batches on 2 cores, so short epochs spent a third of the budget validating
     parser.add_argument("--iterations", type=int, default=150, help="batches per epoch")
-    parser.add_argument("--min-volume-ml", type=float, default=0.2,
+    parser.add_argument("--min-volume-ml", type=float,
                         help="post-processing as `voxelwise infer --min-volume-ml`: predicted "
-                        "components below this volume removed (0: raw network output)")
+                        "components below this volume removed (default: the volumes per class "
+                        "chosen on the validation cases, RUN/postprocessing.json)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -143,7 +142,11 @@ def main() -> None:
                 if e["split"] == "test" and e["metric"] == "dice"}
     print("raw network output, test Dice: "
           + ", ".join(f"{name} {value:.3f}" for name, value in raw_test.items()))
-    print(f"below: after removing predicted components under {args.min_volume_ml} mL")
+    chosen = (result.postprocessing or {}).get("min_volume_ml", {})
+    print("below: after removing predicted components under "
+          + (f"{args.min_volume_ml} mL" if args.min_volume_ml is not None else
+             ", ".join(f"{name} {ml:g} mL" for name, ml in chosen.items())
+             + " (chosen on the validation cases)"))
     summary = summarise(rows)
     print(format_split_table(summary, metrics=["dice", "hd95_mm", "volume_error_ml"]))
     print("\n".join(by_subtype(rows, phantom.root)))
@@ -151,8 +154,13 @@ def main() -> None:
             if e["split"] == "test" and e["metric"] == "dice"}
     for name, target in TARGETS.items():
         value = test.get(name, float("nan"))
+        # an empty prediction of an empty truth scores 1 (the documented convention): show the
+        # mean over the scans that hold the class beside it, where only overlap counts
+        holding = [float(r["dice"]) for r in rows if r["split"] == "test" and r["class"] == name
+                   and r["empty"] in ("", "prediction")]
         print(f"test Dice {name}: {value:.3f} (target {target:.2f}: "
-              f"{'met' if value >= target else 'NOT met'})")
+              f"{'met' if value >= target else 'NOT met'}); over the {len(holding)} test scans "
+              f"that hold it: {np.mean(holding) if holding else float('nan'):.3f}")
     (run / "accuracy.json").write_text(json.dumps(
         {"rows": rows, "summary": summary, "training_minutes": seconds / 60,
          "epochs": len(result.folds[0].history), "test_dice": test}, indent=1, default=str))

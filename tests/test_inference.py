@@ -138,6 +138,35 @@ def test_components_below_the_minimum_volume_are_removed() -> None:
     kept, removed = remove_small_components(labels, (2.0, 2.0, 2.0), min_volume_ml=0.1)
     assert removed == 1 and kept[6, 3, 3] == 2 and kept[0, 19, 19] == 0
     assert remove_small_components(labels, (1, 1, 1), 0.0) == (labels, 0)
+    # one minimum per class: only class 2's components are held to 0.02 mL
+    per_class, removed = remove_small_components(labels, (1.0, 1.0, 1.0), {2: 0.02})
+    assert removed == 2 and per_class[2, 2, 2] == 1 and not (per_class == 2).any()
+
+
+def test_minimum_volumes_are_chosen_on_validation_cases() -> None:
+    from voxelwise.inference.postprocess import choose_min_volumes
+
+    spacing = (1.0, 1.0, 1.0)  # 1 uL voxels: 0.05 mL = 50 voxels
+    empty = np.zeros((10, 20, 20), np.uint8)
+    lesion = empty.copy()
+    lesion[2:7, 5:15, 5:15] = 1                 # 500 voxels of class 1
+    speck = lesion.copy()
+    speck[0, 0, 0:3] = 1                        # a 3-voxel false positive of class 1
+    oedema = empty.copy()
+    oedema[2:5, 2:6, 2:6] = 2                   # 48 voxels (0.048 mL) of class 2
+    specks_only = empty.copy()
+    specks_only[8, 18, 10:14] = 1               # 4 voxels of class 1 on a lesion-free case
+    cases = [(speck, lesion, spacing), (specks_only, empty, spacing), (oedema, oedema, spacing)]
+    choice = choose_min_volumes(cases, {0: "background", 1: "blood", 2: "oedema"},
+                                candidates=(0.0, 0.005, 0.05, 1.0))
+    # blood: removing the specks (< 5 voxels) gives 1, 1, 1; 1 mL would also drop the lesion
+    assert choice["min_volume_ml"]["blood"] == 0.005
+    assert choice["mean_dice"]["blood"][0.0] == pytest.approx((1000 / 1003 + 0 + 1) / 3, abs=1e-4)
+    assert choice["mean_dice"]["blood"][1.0] == pytest.approx((0 + 1 + 1) / 3, abs=1e-4)
+    # oedema: nothing to gain, and 0.05 mL would remove the true 0.048 mL: the smallest is kept
+    assert choice["min_volume_ml"]["oedema"] == 0.0
+    assert choice["mean_dice"]["oedema"][0.05] == pytest.approx(2 / 3, abs=1e-4)
+    assert choice["cases"] == 3
 
 
 # ---------------------------------------------------------------------------------- DICOM SEG

@@ -123,8 +123,17 @@ def test_tiny_training_end_to_end_and_resume_rules(phantom: Path, tmp_path: Path
     run = tmp_path / "run"
     result = train_segmentation(phantom, run, _tiny(), progress=False)
     for name in ("plan.json", "splits.json", "train.json", "preprocessed/preprocessed.json",
-                 "fold_0/checkpoint_best.pt", "fold_0/checkpoint_last.pt", "fold_0/history.csv"):
+                 "fold_0/checkpoint_best.pt", "fold_0/checkpoint_last.pt", "fold_0/history.csv",
+                 "postprocessing.json"):
         assert (run / name).exists(), name
+    # the minimum volumes were chosen on the validation cases, and inference applies them
+    choice = json.loads((run / "postprocessing.json").read_text())
+    assert set(choice["min_volume_ml"]) == {"haematoma", "oedema"}
+    assert choice["cases"] == len(result.splits.folds[0]["validation"]) > 0
+    from voxelwise.inference import load_ensemble
+
+    chosen = load_ensemble(run, [0]).min_volumes_ml
+    assert chosen == {1: choice["min_volume_ml"]["haematoma"], 2: choice["min_volume_ml"]["oedema"]}
     history = result.folds[0].history
     assert len(history) == 2 and {"val_dice", "val_dice_haematoma"} <= set(history[0])
     model, identity = load_checkpoint_model(run / "fold_0" / "checkpoint_best.pt")

@@ -24,8 +24,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "or $VOXELWISE_DB)")
     parser.add_argument("--folds", help="fold models to average, e.g. 0,1 (default: all trained)")
     parser.add_argument("--tta", action="store_true", help="flip test-time augmentation")
-    parser.add_argument("--min-volume-ml", type=float, default=0.0,
-                        help="remove components of a class smaller than this (mL; default 0)")
+    parser.add_argument("--min-volume-ml", type=float,
+                        help="remove components of a class smaller than this (mL); default: "
+                        "the volumes per class chosen on the validation cases at training "
+                        "(RUN/postprocessing.json), none removed when the run has none")
     parser.add_argument("--overlap", type=float, default=0.5, help="window overlap (0-1)")
     parser.add_argument("--batch-size", type=int, help="windows per forward pass")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")

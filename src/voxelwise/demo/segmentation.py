@@ -106,6 +106,16 @@ def _split_means(summary: list[dict], metric: str) -> dict[str, dict[str, float 
     return found
 
 
+def _removal(postprocessing: dict | None) -> str:
+    """The post-processing chosen at training, in words."""
+    chosen = (postprocessing or {}).get("min_volume_ml") or {}
+    if not any(chosen.values()):
+        return "no components removed (none helped on the validation cases)"
+    return ("components removed below " + ", ".join(f"{ml:g} mL of {name}" for name, ml
+                                                    in chosen.items() if ml)
+            + " (the volumes that gave the best validation Dice)")
+
+
 def step_segmentation(state: DemoState) -> None:
     """Train, segment every series, evaluate per split, add the table, overlays and a SEG."""
     from voxelwise.tasks.segmentation.evaluate import add_evaluation_section, evaluate_folders
@@ -130,7 +140,8 @@ def step_segmentation(state: DemoState) -> None:
         f"{(fold.best_metric or 0):.2f} at epoch {fold.best_epoch}); every one of the "
         f"{timing['series']} series segmented from its DICOM files (sliding windows with "
         f"Gaussian blending, back on the native grid) in {timing['seconds_per_series']:.1f} s "
-        "each. A briefly trained network on a small phantom: these figures show the path "
+        f"each, {_removal(result.postprocessing)}. A briefly trained network on a small "
+        "phantom: these figures show the path "
         "works, not what a fully trained model reaches."))
     if seg_path is not None:
         section.paragraphs.append(f"DICOM Segmentation of a test series (referencing its "
@@ -143,6 +154,7 @@ def step_segmentation(state: DemoState) -> None:
         "mean_dice": _split_means(evaluation.summary, "dice"),
         "mean_hd95_mm": _split_means(evaluation.summary, "hd95_mm"), "best_epoch": fold.best_epoch,
         "best_val_dice": fold.best_metric, "epochs": len(fold.history),
+        "min_volume_ml": (result.postprocessing or {}).get("min_volume_ml"),
         "series_segmented": timing["series"],
         "seconds_per_series": timing["seconds_per_series"],
         "seg": str(seg_path) if seg_path else None}

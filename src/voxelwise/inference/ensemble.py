@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from voxelwise.data.plan import network_channels
 from voxelwise.errors import InputError
+from voxelwise.inference.postprocess import load_min_volumes
 from voxelwise.inference.sliding import WindowSettings, sliding_window_probabilities
 
 if TYPE_CHECKING:
@@ -38,6 +39,9 @@ class Ensemble:
     folds: list[int]
     checkpoints: list[Path]
     device: torch.device
+    min_volumes_ml: dict[int, float] = field(default_factory=dict)
+    """Per class, the minimum component volume chosen on the validation cases at training
+    (``RUN/postprocessing.json``; empty when the run has none)."""
 
     @property
     def classes(self) -> dict[int, str]:
@@ -157,4 +161,6 @@ def load_ensemble(run_dir: str | Path, folds: Sequence[int] | None = None, *,
         check_against_plan(path, identity, plan)
         models.append(model.eval())
         paths.append(path)
-    return Ensemble(run_dir, plan, models, chosen, paths, torch_device)
+    classes = {int(k): str(v) for k, v in dict(plan.classes).items()}
+    return Ensemble(run_dir, plan, models, chosen, paths, torch_device,
+                    load_min_volumes(run_dir, classes))

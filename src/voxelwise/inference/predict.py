@@ -33,8 +33,10 @@ class InferenceConfig:
     """Fold models to average (``None``: every trained fold)."""
     tta: bool = False
     """Flip test-time augmentation: average over mirrored copies (8 in 3-D, 4 in 2-D)."""
-    min_volume_ml: float = 0.0
-    """Connected components of a class smaller than this (mL) are removed."""
+    min_volume_ml: float | None = None
+    """Connected components of a class smaller than this (mL) are removed; None: the minimum
+    volumes per class the run chose on its validation cases (``RUN/postprocessing.json``),
+    nothing removed when it has none."""
     overlap: float = 0.5
     batch_size: int | None = None
     """Windows per forward pass (default: the plan's batch size)."""
@@ -90,11 +92,16 @@ def _predict_volume(run_dir: str | Path | Ensemble, image: Volume,
     probabilities, grid = predict_probabilities(ensemble, image, config)
     predicted = time.perf_counter()
     labels = labels_on_grid(probabilities, grid, image)
-    labels, removed = remove_small_components(labels, image.spacing, config.min_volume_ml)
+    if config.min_volume_ml is None:
+        min_volume: float | dict[int, float] = ensemble.min_volumes_ml
+        applied: Any = {ensemble.classes[k]: ml for k, ml in ensemble.min_volumes_ml.items()}
+    else:
+        min_volume = applied = config.min_volume_ml
+    labels, removed = remove_small_components(labels, image.spacing, min_volume)
     finished = time.perf_counter()
     record = {"run": str(ensemble.run_dir), "folds": ensemble.folds,
               "checkpoints": [str(p) for p in ensemble.checkpoints], "tta": config.tta,
-              "overlap": config.overlap, "min_volume_ml": config.min_volume_ml,
+              "overlap": config.overlap, "min_volume_ml": applied,
               "components_removed": removed, "network_grid": list(grid.shape),
               "network_spacing_mm": list(grid.spacing), "device": str(ensemble.device),
               "timings_s": {"load": round(loaded - started, 3),

@@ -7,6 +7,8 @@ chosen folds::
     RUN/splits.json          patient-level folds and test set (`voxelwise.data.splits`)
     RUN/preprocessed/        cached arrays (`voxelwise.data.preprocess`)
     RUN/fold_K/              checkpoint_last.pt, checkpoint_best.pt, history.csv
+    RUN/postprocessing.json  minimum lesion volumes chosen on the validation cases
+                             (`voxelwise.tasks.segmentation.postprocessing`)
     RUN/train.json           what ran: dataset, configuration, per-fold results, timings
 
 Loss: cross-entropy + soft Dice by default (the ISLES stroke work found the sum far better than
@@ -41,6 +43,7 @@ from voxelwise.fileio import write_text_atomic
 from voxelwise.metrics.segmentation import dice
 from voxelwise.models import build_from_spec
 from voxelwise.tasks import dataclass_from_mapping, load_config_mapping
+from voxelwise.tasks.segmentation.postprocessing import determine_postprocessing
 from voxelwise.training import (
     TrainingConfig,
     TrainingResult,
@@ -115,6 +118,8 @@ class SegmentationTrainResult:
     splits: Splits
     folds: dict[int, TrainingResult]
     seconds: float
+    postprocessing: dict[str, Any] | None = None
+    """The minimum lesion volumes chosen on the validation cases (``RUN/postprocessing.json``)."""
 
     def summary(self) -> dict[str, Any]:
         return {str(k): {"best_epoch": r.best_epoch, "best_val_dice": r.best_metric,
@@ -306,8 +311,10 @@ def train_segmentation(dataset: str | Path | SegmentationDataset, run_dir: str |
                                       progress=progress)
     results = {fold: train_fold(plan, splits, fold, preprocessed, run_dir, config,
                                 resume=resume) for fold in folds}
+    postprocessing = determine_postprocessing(run_dir, dataset, plan, splits, folds,
+                                              device=config.training.device)
     result = SegmentationTrainResult(run_dir, plan, splits, results,
-                                     round(time.perf_counter() - started, 2))
+                                     round(time.perf_counter() - started, 2), postprocessing)
     _write_manifest(result, dataset, config)
     return result
 
@@ -320,5 +327,6 @@ def _write_manifest(result: SegmentationTrainResult, dataset: SegmentationDatase
         "config": json.loads(json.dumps(asdict(config), default=str)),
         "plan": str(result.run_dir / "plan.json"), "splits": str(result.run_dir / "splits.json"),
         "folds": result.summary(), "seconds": result.seconds,
+        "postprocessing": (result.postprocessing or {}).get("min_volume_ml"),
     }
     write_text_atomic(result.run_dir / "train.json", json.dumps(manifest, indent=1))
